@@ -1,0 +1,1 @@
+"""Routing policies (RL agent, fallback, baselines), training and evaluation."""

@@ -1,0 +1,55 @@
+"""The ``ryute`` command: one entry point, one subcommand per area.
+
+Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
+``func`` (taking the parsed arguments, returning an exit code) on each of them. Heavy
+imports (os-ken, torch) happen inside those functions, so ``ryute --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from controller import demo, launcher
+from topologies import cli as topology_cli
+
+AREAS = [topology_cli, launcher, demo]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ryute", description="Adaptive traffic engineering for OpenFlow networks."
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for area in AREAS:
+        area.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ValueError, FileNotFoundError) as error:
+        # ValueError covers the catalog's TopologyError/TrafficError: one clear line, no trace.
+        print(f"ryute {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Controller configuration: one dataclass, documented defaults, a TOML file, CLI overrides.
+
+Precedence (lowest to highest): the defaults below, a TOML file (``--config FILE`` or the
+``RYUTE_CONFIG`` environment variable), command-line options. Keys in the TOML file have the
+names of the fields below, at top level or under a ``[controller]`` table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+# "RYUTE" in ASCII: every rule and group the app installs carries it, so that a restarted
+# controller finds, reconciles and removes its own state without touching anyone else's.
+DEFAULT_COOKIE = 0x5259555445
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Everything the controller can be told. Defaults suit a Mininet lab on one machine."""
+
+    topology: str | None = None
+    """Catalog name or topology file; None: work from discovery alone."""
+    ofp_host: str = "0.0.0.0"
+    """Address the OpenFlow listener binds to."""
+    ofp_port: int = 6653
+    """OpenFlow TCP port (IANA 6653)."""
+    rest_host: str = "127.0.0.1"
+    """Address of the REST API; loopback by default so nothing is exposed by accident."""
+    rest_port: int = 8080
+    """Port of the REST API; 0 disables it."""
+    poll_interval_s: float = 5.0
+    """Statistics poll interval (2 s is a good value in emulation)."""
+    lldp_interval_s: float = 1.0
+    """How often every switch port sends an LLDP probe."""
+    link_timeout_s: float = 3.5
+    """A link not confirmed by LLDP for this long is considered gone."""
+    cookie: int = DEFAULT_COOKIE
+    """OpenFlow cookie of every rule the app installs."""
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.ofp_port < 65536:
+            problems.append(f"ofp_port must be 1..65535, got {self.ofp_port}")
+        if not 0 <= self.rest_port < 65536:
+            problems.append(f"rest_port must be 0..65535, got {self.rest_port}")
+        for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.link_timeout_s <= self.lldp_interval_s:
+            problems.append("link_timeout_s must exceed lldp_interval_s")
+        if not 0 < self.cookie < 2**64:
+            problems.append("cookie must be a non-zero 64-bit integer")
+        if problems:
+            raise ValueError("invalid controller configuration: " + "; ".join(problems))
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> ControllerConfig:
+        """Read a TOML file, then apply ``overrides`` (None values are ignored)."""
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ValueError(f"{path}: cannot read controller config: {error}") from error
+        data = data.get("controller", data)
+        return cls.from_mapping(data, source=str(path), **overrides)
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any], source: str = "config", **overrides: Any
+    ) -> ControllerConfig:
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        try:
+            return cls(**merged)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: {error}") from error
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> ControllerConfig:
+        """Defaults < TOML file (``path`` or ``$RYUTE_CONFIG``) < overrides."""
+        path = path or os.environ.get("RYUTE_CONFIG")
+        if path:
+            return cls.from_toml(path, **overrides)
+        return cls.from_mapping({}, **overrides)
+
+    def replace(self, **changes: Any) -> ControllerConfig:
+        return dataclasses.replace(self, **changes)

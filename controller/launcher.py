@@ -1,0 +1,71 @@
+"""``ryute controller``: a thin launcher over os-ken's AppManager.
+
+Does what ``osken-manager controller/app.py`` does, plus: one configuration (defaults < TOML
+file < options) handed to the app, and a clear error before start-up for a bad topology file.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from controller.config import ControllerConfig
+
+LOG = logging.getLogger("ryute.controller")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "controller", help="run the OpenFlow 1.3 controller application",
+        description="Run the ryute controller (os-ken app). Options override the config file.")
+    parser.add_argument("--config", help="TOML file with controller options "
+                        "(default: $RYUTE_CONFIG, else built-in defaults)")
+    parser.add_argument("--topology", help="catalog name or topology file of the network")
+    parser.add_argument("--ofp-host", help="OpenFlow listen address (default 0.0.0.0)")
+    parser.add_argument("--ofp-port", type=int, help="OpenFlow listen port (default 6653)")
+    parser.add_argument("--rest-host", help="REST API address (default 127.0.0.1)")
+    parser.add_argument("--rest-port", type=int, help="REST API port, 0 disables (default 8080)")
+    parser.add_argument("--poll-interval", type=float, dest="poll_interval_s",
+                        help="statistics poll interval in seconds (default 5)")
+    parser.add_argument("--lldp-interval", type=float, dest="lldp_interval_s",
+                        help="LLDP probe interval in seconds (default 1)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ControllerConfig:
+    overrides = {name: getattr(args, name, None) for name in (
+        "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
+        "poll_interval_s", "lldp_interval_s")}
+    return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config.topology:
+        from topologies.catalog import load_topology
+        load_topology(config.topology)  # fail here, with the file's name, not inside the app
+    serve(config)
+    return 0
+
+
+def serve(config: ControllerConfig) -> None:
+    """Start os-ken with our app and block until it stops."""
+    import warnings
+    warnings.filterwarnings("ignore", message="\nEventlet is deprecated")  # os-ken's choice
+    from os_ken.lib import hub
+    hub.patch(thread=True)
+    logging.getLogger("os_ken.lib.hub").setLevel(logging.WARNING)  # one line per HTTP request
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+
+    cfg.CONF(args=["--ofp-listen-host", config.ofp_host,
+                   "--ofp-tcp-listen-port", str(config.ofp_port)],
+             project="os_ken", default_config_files=[])
+    manager = AppManager.get_instance()
+    manager.load_apps(["controller.app"])
+    contexts = manager.create_contexts()
+    threads = manager.instantiate_apps(ryute_config=config, **contexts)
+    LOG.info("OpenFlow listening on %s:%d", config.ofp_host, config.ofp_port)
+    try:
+        hub.joinall(threads)
+    finally:
+        manager.close()

@@ -1,0 +1,1 @@
+"""The TE core (network model, paths, decisions, loads) and the gymnasium environments built on it."""

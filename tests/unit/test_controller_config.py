@@ -1,0 +1,42 @@
+"""Controller configuration: defaults < TOML file < command-line overrides; bad values rejected."""
+import pytest
+
+from controller.config import DEFAULT_COOKIE, ControllerConfig
+
+
+def test_defaults_are_safe():
+    config = ControllerConfig.load(None)
+    assert config.rest_host == "127.0.0.1"
+    assert config.ofp_port == 6653
+    assert config.cookie == DEFAULT_COOKIE
+
+
+def test_file_then_overrides(tmp_path, monkeypatch):
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+    path = tmp_path / "ryute.toml"
+    path.write_text('[controller]\ntopology = "abilene"\nofp_port = 6000\npoll_interval_s = 2.0\n')
+    config = ControllerConfig.load(path, ofp_port=7000, rest_port=None)
+    assert (config.topology, config.ofp_port, config.poll_interval_s) == ("abilene", 7000, 2.0)
+    assert config.rest_port == 8080  # None means "not given on the command line"
+
+
+def test_environment_variable_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "ryute.toml"
+    path.write_text("rest_port = 0\n")
+    monkeypatch.setenv("RYUTE_CONFIG", str(path))
+    assert ControllerConfig.load().rest_port == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ofp_prot = 1\n", "unknown option(s) ofp_prot"),
+    ("ofp_port = 70000\n", "ofp_port must be 1..65535"),
+    ("poll_interval_s = 0\n", "poll_interval_s must be > 0"),
+    ("ofp_port = \n", "cannot read controller config"),
+])
+def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        ControllerConfig.load(path)
+    assert message in str(error.value)
+    assert "bad.toml" in str(error.value)

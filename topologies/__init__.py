@@ -1,0 +1,1 @@
+"""Topology and traffic catalog: built-in networks, file loaders, Mininet topologies, traffic series."""
