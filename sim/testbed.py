@@ -11,6 +11,7 @@ the next ``Testbed`` removes what such a dead run left behind, and nothing else.
 """
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ SWITCH_MTU = 1600
 
 class TestbedError(RuntimeError):
     """The testbed could not start; the message says what to do."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
 
 def free_port() -> int:
@@ -147,7 +150,9 @@ class Testbed:
     run_dir: Path = DEFAULT_RUN_DIR
     ofp_port: int = field(default_factory=free_port)
     rest_port: int = field(default_factory=free_port)
+    __test__ = False  # not a pytest test class, despite the name
     net: Any = field(default=None, init=False)
+    owns_bridges: bool = field(default=False, init=False)
     controller: subprocess.Popen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -185,6 +190,7 @@ class Testbed:
         if clashing:
             raise TestbedError(f"bridges {sorted(clashing)} already exist and are not ours: "
                                "remove them (ovs-vsctl del-br) or pick other names")
+        self.owns_bridges = True
         self._write_record()
         self._start_controller()
         self._start_network()
@@ -199,7 +205,9 @@ class Testbed:
                 LOG.exception("Mininet stop failed; removing bridges and links by name")
             self.net = None
             _delete_interfaces(interfaces)
-        _delete_bridges(self.bridges)
+        if self.owns_bridges:
+            _delete_bridges(self.bridges)
+            self.owns_bridges = False
         if self.controller is not None:
             _terminate(self.controller.pid, "controller")
             self.controller.wait(timeout=10)
@@ -213,6 +221,7 @@ class Testbed:
 
     def _write_record(self, **extra: Any) -> None:
         record = {"owner_pid": os.getpid(), "bridges": sorted(self.bridges),
+                  # read back by reap_dead_runs() after this process died
                   "controller_pid": self.controller.pid if self.controller else None, **extra}
         self._record_file.write_text(json.dumps(record))
 
@@ -240,11 +249,16 @@ class Testbed:
 
     def _start_network(self) -> None:
         from mininet.link import TCLink
+        import mininet.node
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import OVSSwitch, RemoteController
 
         setLogLevel("warning")
+        # Mininet decodes its shells' output strictly; a stray non-UTF-8 byte in it (seen once
+        # at start-up) must not abort the whole network.
+        mininet.node.getincrementaldecoder = partial(
+            codecs.getincrementaldecoder("utf-8"), errors="replace")
         switch = partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure")
         self.net = Mininet(topo=self.topo, switch=switch, link=TCLink, controller=None,
                            autoSetMacs=False, build=False, cleanup=False, waitConnected=False)
