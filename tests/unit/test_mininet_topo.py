@@ -118,7 +118,7 @@ def test_prefixes():
 def test_mn_custom_file_as_mininet_execs_it():
     """``mn --custom`` exec()s the file without ``__file__`` and reads ``topos``."""
     namespace: dict = {}
-    exec(compile(MODULE.read_text(), str(MODULE), "exec"), namespace, namespace)
+    exec(compile(MODULE.read_text(), str(MODULE), "exec"), namespace, namespace)  # noqa: S102
     topos = namespace["topos"]
     assert {"abilene", "geant", "nsfnet", "fat-tree", "linear", "ring", "file"} <= set(topos)
     assert len(topos["fat-tree"](4).switches()) == 20  # mn --topo fat-tree,4

@@ -206,6 +206,7 @@ RING = [("A", "B", 10), ("B", "C", 10), ("C", "A", 10)]
     (topology(["A", {"name": "B", "dpid": 1}], RING[:1]),
      "bad.json: duplicate dpid 1 \\(nodes 'A' and 'B'\\)"),
     (topology(["A", {"name": "B", "dpid": "x"}], RING[:1]), "node 'B': dpid must be an int"),
+    (topology(["A", {"name": "B", "hosts": "no"}], RING[:1]), "hosts must be true or false"),
     ({"nodes": ABC}, "expected an object with 'nodes' and 'links' lists"),
     ({**topology(ABC, RING), "unit": "Gbit/s"}, "unit must be 'Mbit/s'"),
 ])
