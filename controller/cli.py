@@ -11,10 +11,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from agents import evaluate
 from controller import demo, launcher
 from topologies import cli as topology_cli
 
-AREAS = [topology_cli, launcher, demo]
+AREAS = [topology_cli, evaluate, launcher, demo]
 
 
 class CliError(Exception):
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `ryute topology show geant | head`): not an error.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

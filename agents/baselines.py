@@ -1,0 +1,133 @@
+"""The non-learned routing methods every result is compared with; ``invcap`` is also the fallback.
+
+All are :class:`~sim.policy.Policy` objects over one :class:`~sim.paths.PathSet`, so they are
+evaluated, shadowed and installed exactly like the agent (one weight per path label). Shortest paths
+are recomputed on the live graph at every decision, restricted to the paths of the set (a path
+outside the set has no label to route on). Ties between equal-cost paths follow the path set's rule:
+lowest sequence of node positions first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.decision import Decision
+from sim.optimal import path_optimal
+from sim.paths import METRICS, Link, PathSet
+from sim.policy import Policy, check_path_set
+from sim.state import NetworkState
+
+log = logging.getLogger(__name__)
+
+
+def shortest_path_decision(
+    path_set: PathSet, metric: str = "hops", ecmp_ties: bool = False,
+    down_links: Iterable[Link] = (),
+) -> Decision:
+    """Each OD pair on its cheapest live path under ``metric`` ("hops" or "invcap").
+
+    With ``ecmp_ties`` the demand is split equally over all equal-cost cheapest live paths, else it
+    all goes on the first of them (lowest node-position sequence). Raises ``ValueError`` when an OD
+    pair has no live path in the set.
+    """
+    ps = path_set
+    live = ps.live_paths(down_links)
+    cost = np.where(live, ps.cost(metric), np.inf)
+    best = np.minimum.reduceat(cost, ps.od_ptr[:-1])
+    if not np.all(np.isfinite(best)):
+        od = int(np.flatnonzero(~np.isfinite(best))[0])
+        s, d = ps.od_pairs[od]
+        raise ValueError(f"no live path in the path set for OD {s}->{d}")
+    tied = live & (cost == best[ps.path_od])
+    if not ecmp_ties:
+        rank = np.where(tied, ps.lex_rank, np.iinfo(np.int64).max)
+        tied = rank == np.minimum.reduceat(rank, ps.od_ptr[:-1])[ps.path_od]
+    return Decision(ps, tied.astype(np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class ShortestPathPolicy:
+    """Shortest path routing: ``sp`` (hops), ``invcap`` (OSPF default, the fallback), ``ecmp``."""
+
+    path_set: PathSet
+    metric: str = "hops"
+    ecmp_ties: bool = False
+    name: str = "sp"
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose one of {METRICS}")
+
+    def decide(self, state: NetworkState) -> Decision:
+        check_path_set(self.path_set, state)
+        return shortest_path_decision(self.path_set, self.metric, self.ecmp_ties, state.down_links)
+
+
+@dataclass(frozen=True, eq=False)
+class LpLastPolicy:
+    """Prediction-based TE: the LP-optimal split for the previous interval's matrix.
+
+    Uses the candidate paths (all live paths of the set for an OD pair whose candidates are all
+    down). OD pairs without demand in that matrix, and every OD pair when there is no history yet or
+    the last matrix is all zero, follow ``fallback``.
+    """
+
+    path_set: PathSet
+    fallback: Policy | None = None
+    name: str = "lp_last"
+
+    def decide(self, state: NetworkState) -> Decision:
+        check_path_set(self.path_set, state)
+        fallback = self.fallback or ShortestPathPolicy(self.path_set, "invcap", name="invcap")
+        base = fallback.decide(state)
+        last = state.last_matrix
+        if last is None or not last.any():
+            return base
+        ps = self.path_set
+        live = ps.live_paths(state.down_links)
+        cand_alive = np.add.reduceat((live & ps.candidate).astype(np.int64), ps.od_ptr[:-1])
+        candidates_only = bool((cand_alive > 0).all())
+        if not candidates_only:
+            log.debug("some OD pair has no live candidate path: using every live path")
+        return path_optimal(ps, last, candidates_only, state.down_links, fill=base)[1]
+
+
+def _sp(path_set: PathSet) -> Policy:
+    return ShortestPathPolicy(path_set, "hops", name="sp")
+
+
+def _invcap(path_set: PathSet, ecmp_ties: bool = False) -> Policy:
+    return ShortestPathPolicy(path_set, "invcap", ecmp_ties, name="invcap")
+
+
+def _ecmp(path_set: PathSet) -> Policy:
+    return ShortestPathPolicy(path_set, "hops", True, name="ecmp")
+
+
+def _lp_last(path_set: PathSet, fallback: Policy | None = None) -> Policy:
+    return LpLastPolicy(path_set, fallback)
+
+
+#: name -> factory(path_set, **options)
+BASELINES: dict[str, Callable[..., Policy]] = {
+    "sp": _sp,
+    "invcap": _invcap,
+    "ecmp": _ecmp,
+    "lp_last": _lp_last,
+}
+
+
+def make_policy(name: str, path_set: PathSet, **kw) -> Policy:
+    """Build baseline ``name`` (one of :data:`BASELINES`) for ``path_set``.
+
+    Options: ``invcap`` takes ``ecmp_ties``; ``lp_last`` takes ``fallback``.
+    """
+    try:
+        factory = BASELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(BASELINES)}") from None
+    return factory(path_set, **kw)

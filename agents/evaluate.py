@@ -1,0 +1,280 @@
+"""``ryute evaluate``: how close to optimal each routing method is on a traffic series.
+
+For every evaluated interval t (t >= 1, matrix t measured), each method decides from a
+``NetworkState`` that holds only the matrices before t (and the link loads its own previous
+decision produced), exactly as in the controller; its decision is scored on matrix t with the
+TE core's fluid model: MLU, and MLU / optimal MLU (the all-paths multi-commodity LP optimum).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from agents.baselines import BASELINES, make_policy
+from sim.loads import link_loads, mlu
+from sim.optimal import optimal_series
+from sim.paths import METHODS as PATH_METHODS
+from sim.paths import PathSet
+from sim.policy import Policy
+from sim.state import DEFAULT_HISTORY, NetworkState
+from topologies.traffic import TrafficError, TrafficSeries
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_METHODS = ("sp", "ecmp", "invcap", "lp_last")
+QUANTILES = {"p50": 50, "p90": 90, "p99": 99}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Raw results: one entry per evaluated interval, NaN where a matrix was skipped."""
+
+    intervals: np.ndarray
+    times: tuple[str, ...]
+    optimal: np.ndarray
+    mlu: dict[str, np.ndarray]
+    decision_ms: dict[str, np.ndarray]
+    optimal_candidates: np.ndarray | None = None
+
+    def ratios(self, method: str) -> np.ndarray:
+        return self.mlu[method] / self.optimal
+
+    def summary(self, method: str) -> dict[str, Any]:
+        ratios = self.ratios(method)
+        ratios = ratios[np.isfinite(ratios)]
+        times = self.decision_ms[method]
+        times = times[np.isfinite(times)]
+        return {
+            "ratio": {"mean": _stat(np.mean, ratios), **{
+                name: _stat(lambda r, q=q: np.percentile(r, q), ratios)
+                for name, q in QUANTILES.items()}, "max": _stat(np.max, ratios)},
+            "decision_ms": {"mean": _stat(np.mean, times),
+                            "p99": _stat(lambda r: np.percentile(r, 99), times)},
+            "per_tm": _nullable(self.mlu[method]),
+        }
+
+    def to_json(self, **context: Any) -> dict[str, Any]:
+        document = {
+            **context,
+            "intervals": self.intervals.tolist(),
+            "times": list(self.times),
+            "optimal": _nullable(self.optimal),
+            "methods": {name: self.summary(name) for name in self.mlu},
+        }
+        if self.optimal_candidates is not None:
+            document["optimal_candidates"] = _nullable(self.optimal_candidates)
+            ratio = self.optimal_candidates / self.optimal
+            document["optimal_candidates_ratio_max"] = _stat(np.max, ratio[np.isfinite(ratio)])
+        return document
+
+
+def _stat(function: Callable, values: np.ndarray) -> float | None:
+    return float(function(values)) if len(values) else None
+
+
+def _nullable(values: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def evaluate(
+    graph: nx.DiGraph,
+    series: TrafficSeries,
+    path_set: PathSet,
+    policies: Mapping[str, Policy],
+    intervals: Sequence[int],
+    history_len: int = DEFAULT_HISTORY,
+    path_optimum: bool = False,
+    progress: bool = False,
+) -> Evaluation:
+    """Score every policy on ``intervals`` of ``series`` (already aligned to ``graph``)."""
+    intervals = np.asarray([t for t in intervals if t >= 1], dtype=int)
+    if len(intervals) == 0:
+        raise TrafficError(f"{series.source}: no interval to evaluate (need t >= 1)")
+    valid = series.valid_mask
+    tm = series.tm
+    states = {name: NetworkState(graph.copy(), path_set, history_len) for name in policies}
+    results = {name: np.full(len(intervals), np.nan) for name in policies}
+    timings = {name: np.full(len(intervals), np.nan) for name in policies}
+
+    position = {int(t): i for i, t in enumerate(intervals)}
+    for t in _progress(range(int(intervals[-1]) + 1), progress, "deciding"):
+        i = position.get(t)
+        if i is not None and valid[t]:
+            for name, policy in policies.items():
+                state = states[name]
+                started = time.perf_counter()
+                decision = policy.decide(state)
+                timings[name][i] = (time.perf_counter() - started) * 1000
+                results[name][i] = mlu(path_set, decision, tm[t])
+                state.set_loads(link_loads(path_set, decision, tm[t]))
+        if valid[t]:  # the next decision may use this matrix; missing ones are never used
+            for state in states.values():
+                state.push_matrix(tm[t])
+
+    chosen = tm[intervals]
+    optimal = optimal_series(graph, chosen, progress=_lp_progress(progress, "optimum"))
+    candidates = (optimal_series(path_set, chosen, progress=_lp_progress(progress, "path optimum"))
+                  if path_optimum else None)
+    times = tuple(series.times[t] for t in intervals) if series.times else ()
+    return Evaluation(intervals, times, optimal, results, timings, candidates)
+
+
+def _progress(iterable, enabled: bool, label: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, desc=label, unit="tm", leave=False, disable=None)
+
+
+def _lp_progress(enabled: bool, label: str) -> Callable[[int, int], None] | None:
+    """A progress callback for the LP solves (only the ones not found in the cache)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="LP", leave=False, disable=None)
+        bar["bar"].update(1)
+        if done >= total:
+            bar["bar"].close()
+    return update
+
+
+# -- test windows ----------------------------------------------------------------------------
+def select_intervals(series: TrafficSeries, last: str | None) -> list[int]:
+    """The evaluated intervals: all (t >= 1), or the last N (``"576"``) or last F % (``"20%"``)."""
+    count = len(series)
+    if not last:
+        return list(range(1, count))
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", last)
+    if not match:
+        raise ValueError(f"--last must be a number of intervals or a percentage, got {last!r}")
+    number, percent = float(match.group(1)), bool(match.group(2))
+    size = math.floor(count * number / 100) if percent else int(number)
+    if size < 1:
+        raise ValueError(f"--last {last} selects no interval of {count}")
+    return list(range(max(1, count - size), count))
+
+
+# -- command line ----------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score routing methods against the LP optimum on a traffic series",
+        description="For every interval t, each method decides from the matrices before t and "
+                    "is scored on matrix t: MLU / optimal MLU.")
+    parser.add_argument("--topology", required=True, help="catalog name or topology file")
+    parser.add_argument("--traffic", required=True,
+                        help="a .tm.npz series, or 'synthetic' (the project's generator)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"comma-separated, from {','.join(BASELINES)} "
+                             f"(default {','.join(DEFAULT_METHODS)})")
+    parser.add_argument("--paths-k", type=int, default=4, help="candidate paths per OD pair")
+    parser.add_argument("--path-method", default="hops", choices=PATH_METHODS,
+                        help="how candidate paths are chosen (default hops)")
+    parser.add_argument("--last", help="evaluate only the last N intervals, or the last P%% "
+                                       "(e.g. 576 or 20%%); default: the whole series")
+    parser.add_argument("--history", type=int, default=DEFAULT_HISTORY,
+                        help=f"matrices a method may look back on (default {DEFAULT_HISTORY})")
+    parser.add_argument("--steps", type=int, default=288,
+                        help="length of a synthetic series (default 288 = one day of 5 min)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic series")
+    parser.add_argument("--path-optimum", action="store_true",
+                        help="also solve the optimum restricted to the candidate paths")
+    parser.add_argument("--json", type=Path, help="write the full results as JSON here")
+    parser.add_argument("--plot", type=Path, help="draw the ratio CDF of all methods (PNG)")
+    parser.set_defaults(func=run)
+
+
+def load_series(spec: str, graph: nx.DiGraph, steps: int, seed: int) -> TrafficSeries:
+    from topologies.traffic import load_traffic, synthetic_traffic
+
+    if spec == "synthetic":
+        return synthetic_traffic(graph, steps=steps, seed=seed)
+    series = load_traffic(spec).aligned_to(graph)
+    if len(series) == 0:
+        raise TrafficError(f"{spec}: the series is empty")
+    return series
+
+
+def run(args: argparse.Namespace) -> int:
+    from topologies.catalog import load_topology
+
+    graph = load_topology(args.topology)
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    unknown = sorted(set(methods) - set(BASELINES))
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(BASELINES)}")
+    series = load_series(args.traffic, graph, args.steps, args.seed)
+    path_set = PathSet.from_graph(graph, k=args.paths_k, method=args.path_method)
+    policies = {name: make_policy(name, path_set) for name in methods}
+    intervals = select_intervals(series, args.last)
+
+    started = time.perf_counter()
+    result = evaluate(graph, series, path_set, policies, intervals, args.history,
+                      path_optimum=args.path_optimum, progress=True)
+    elapsed = time.perf_counter() - started
+    document = result.to_json(
+        topology=graph.graph.get("name", args.topology), traffic=series.source,
+        paths_k=args.paths_k, path_method=args.path_method, history=args.history,
+        seconds=round(elapsed, 2))
+    print(format_table(document))
+    print(f"{len(result.intervals)} intervals in {elapsed:.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=1))
+        print(f"JSON written to {args.json}")
+    if args.plot:
+        plot_cdf(result, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def format_table(document: Mapping[str, Any]) -> str:
+    header = (f"{'method':10} {'mean':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
+              f" {'ms mean':>8} {'ms p99':>8}   (ratio = MLU / optimal MLU)")
+    lines = [header, "-" * len(header)]
+    for name, summary in document["methods"].items():
+        ratio, ms = summary["ratio"], summary["decision_ms"]
+        cells = [_cell(ratio[key], 3) for key in ("mean", "p50", "p90", "p99", "max")]
+        cells += [_cell(ms[key], 2, 8) for key in ("mean", "p99")]
+        lines.append(f"{name:10} " + " ".join(cells))
+    if "optimal_candidates_ratio_max" in document:
+        lines.append(f"optimum over the candidate paths / all-paths optimum: max "
+                     f"{_cell(document['optimal_candidates_ratio_max'], 6).strip()}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, digits: int, width: int = 7) -> str:
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
+def plot_cdf(result: Evaluation, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name in result.mlu:
+        ratios = np.sort(result.ratios(name)[np.isfinite(result.ratios(name))])
+        axes.step(ratios, np.arange(1, len(ratios) + 1) / len(ratios), where="post", label=name)
+    axes.set_xlabel("MLU / optimal MLU")
+    axes.set_ylabel("fraction of intervals")
+    axes.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,81 @@
+"""``ryute evaluate`` end to end on real files: numbers computed by hand, JSON schema, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agents.evaluate import select_intervals
+from controller.cli import main
+from topologies.traffic import TrafficSeries, save_traffic
+
+# A -> B directly (10 Mbit/s) or through C (10 Mbit/s per hop): the optimum splits in half.
+TRIANGLE = {
+    "name": "triangle", "nodes": ["A", "B", "C"],
+    "links": [{"src": s, "dst": d, "capacity_mbps": 10.0}
+              for u, v in [("A", "B"), ("A", "C"), ("C", "B")] for s, d in [(u, v), (v, u)]],
+}
+
+
+def write_case(tmp_path, demands, nodes=("A", "B", "C")):
+    topology = tmp_path / "triangle.json"
+    topology.write_text(json.dumps(TRIANGLE))
+    tm = np.zeros((len(demands), len(nodes), len(nodes)))
+    tm[:, 0, 1] = demands  # A -> B only
+    traffic = tmp_path / "series.tm.npz"
+    save_traffic(TrafficSeries(tm=tm, nodes=tuple(nodes), interval_s=300, source="test"), traffic)
+    return str(topology), str(traffic)
+
+
+def test_hand_computed_ratios_and_json_schema(tmp_path):
+    topology, traffic = write_case(tmp_path, [8.0, 8.0, 0.0, 4.0])
+    out = tmp_path / "result.json"
+    code = main(["evaluate", "--topology", topology, "--traffic", traffic,
+                 "--methods", "sp,lp_last", "--json", str(out), "--plot", str(tmp_path / "c.png")])
+    assert code == 0
+    result = json.loads(out.read_text())
+    # t = 1, 2, 3; interval 2 is a missing measurement (all zero): skipped, never divided by.
+    assert result["intervals"] == [1, 2, 3]
+    assert result["optimal"] == pytest.approx([0.4, None, 0.2], nan_ok=True)
+    sp = result["methods"]["sp"]
+    assert sp["per_tm"] == pytest.approx([0.8, None, 0.4], nan_ok=True)  # all on A -> B
+    assert sp["ratio"]["mean"] == pytest.approx(2.0)
+    lp_last = result["methods"]["lp_last"]
+    # Decides from the previous measured matrix (8 at t=1, 8 at t=3): an even split is optimal.
+    assert lp_last["per_tm"] == pytest.approx([0.4, None, 0.2], nan_ok=True)
+    for summary in result["methods"].values():
+        assert set(summary["ratio"]) == {"mean", "p50", "p90", "p99", "max"}
+        assert set(summary["decision_ms"]) == {"mean", "p99"}
+        assert summary["decision_ms"]["mean"] >= 0
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_last_selects_the_end_of_the_series():
+    series = TrafficSeries(tm=np.ones((10, 2, 2)) - np.eye(2), nodes=("A", "B"))
+    assert select_intervals(series, None) == list(range(1, 10))
+    assert select_intervals(series, "3") == [7, 8, 9]
+    assert select_intervals(series, "20%") == [8, 9]
+    assert select_intervals(series, "100") == list(range(1, 10))
+    with pytest.raises(ValueError, match="--last"):
+        select_intervals(series, "two")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("nodes", "does not match triangle"),
+    ("method", "unknown method(s) magic"),
+    ("missing", "no such file"),
+    ("short", "no interval to evaluate"),
+])
+def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, capsys, case, message):
+    nodes = ("A", "B", "X") if case == "nodes" else ("A", "B", "C")
+    topology, traffic = write_case(tmp_path, [1.0] if case == "short" else [1.0, 2.0], nodes)
+    args = ["evaluate", "--topology", topology, "--traffic", traffic]
+    if case == "method":
+        args += ["--methods", "sp,magic"]
+    if case == "missing":
+        args[-1] = str(tmp_path / "absent.tm.npz")
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("ryute evaluate: error:") and message in error
+    assert "Traceback" not in error
