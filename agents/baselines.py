@@ -26,22 +26,25 @@ log = logging.getLogger(__name__)
 
 def shortest_path_decision(
     path_set: PathSet, metric: str = "hops", ecmp_ties: bool = False,
-    down_links: Iterable[Link] = (),
+    down_links: Iterable[Link] = (), strict: bool = True,
 ) -> Decision:
     """Each OD pair on its cheapest live path under ``metric`` ("hops" or "invcap").
 
     With ``ecmp_ties`` the demand is split equally over all equal-cost cheapest live paths, else it
-    all goes on the first of them (lowest node-position sequence). Raises ``ValueError`` when an OD
-    pair has no live path in the set.
+    all goes on the first of them (lowest node-position sequence). An OD pair with no live path in
+    the set raises ``ValueError``, or with ``strict=False`` is routed as if no link were down (its
+    demand cannot be carried anyway; the controller keeps well-formed groups meanwhile).
     """
     ps = path_set
     live = ps.live_paths(down_links)
+    stranded = np.add.reduceat(live.astype(np.int64), ps.od_ptr[:-1]) == 0
+    if stranded.any():
+        if strict:
+            s, d = ps.od_pairs[int(np.flatnonzero(stranded)[0])]
+            raise ValueError(f"no live path in the path set for OD {s}->{d}")
+        live = live | stranded[ps.path_od]
     cost = np.where(live, ps.cost(metric), np.inf)
     best = np.minimum.reduceat(cost, ps.od_ptr[:-1])
-    if not np.all(np.isfinite(best)):
-        od = int(np.flatnonzero(~np.isfinite(best))[0])
-        s, d = ps.od_pairs[od]
-        raise ValueError(f"no live path in the path set for OD {s}->{d}")
     tied = live & (cost == best[ps.path_od])
     if not ecmp_ties:
         rank = np.where(tied, ps.lex_rank, np.iinfo(np.int64).max)

@@ -1,5 +1,9 @@
 """The os-ken application: a thin shell that turns OpenFlow events into calls on plain objects.
 
+``LinkDiscovery`` and ``NetworkView`` hold what is known, ``controller.pipeline`` says what every
+switch should hold, ``controller.openflow`` makes the messages; this class only moves events in
+and messages out, and keeps a record of what it installed so that it sends differences only.
+
 Run it with ``ryute controller`` (see ``controller.launcher``) or, equivalently, with
 ``osken-manager controller/app.py`` (configuration then comes from ``$RYUTE_CONFIG``).
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import defaultdict
 from typing import Any
 
 import networkx as nx
@@ -16,17 +21,23 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER
 from os_ken.controller.handler import set_ev_cls
 from os_ken.lib import hub
-from os_ken.lib.packet import ether_types
+from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import openflow
+from agents.baselines import shortest_path_decision
+from controller import openflow, pipeline
 from controller.config import ControllerConfig
 from controller.discovery import Link, LinkDiscovery
+from controller.network import NetworkView
 from controller.rest import RestApi
+from sim.decision import Decision
 from topologies.catalog import load_topology
 
 LOG = logging.getLogger("ryute.controller")
 OFP = ofproto_v1_3
+PROBE_MAC = "02:72:79:75:74:65"
+"""Source MAC of the controller's own ARP probes (locally administered)."""
+PROBE_INTERVAL_S = 1.0
 
 
 def guarded(handler):
@@ -46,17 +57,30 @@ class RyuteApp(app_manager.OSKenApp):
     def __init__(self, *args: Any, ryute_config: ControllerConfig | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.config = ryute_config or ControllerConfig.load()
+        self.config = config = ryute_config or ControllerConfig.load()
         self.expected: nx.DiGraph | None = (
-            load_topology(self.config.topology) if self.config.topology else None)
+            load_topology(config.topology) if config.topology else None)
+        self.discovery = LinkDiscovery(config.link_timeout_s)
+        self.view = NetworkView(
+            self.expected, self.discovery, paths_k=config.paths_k,
+            path_method=config.path_method, capacity_scale=config.capacity_scale,
+            default_capacity_mbps=config.default_capacity_mbps)
         self.datapaths: dict[int, Any] = {}
-        self.discovery = LinkDiscovery(self.config.link_timeout_s)
+        self.ready: set[int] = set()  # switches whose state has been reconciled
+        self.installed_flows: dict[int, dict[tuple, pipeline.Flow | None]] = {}
+        self.installed_groups: dict[int, dict[int, pipeline.Group | None]] = {}
+        self.reconciling: dict[int, dict[str, Any]] = {}
+        self.decision: Decision | None = None
+        self.pending_arp: dict[str, set[tuple[int, int, str, str]]] = defaultdict(set)
+        self.last_probe: dict[str, float] = {}
         self.started_at = time.time()
+        self.last_stats_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
         thread = super().start()
-        self.threads.append(hub.spawn(self._lldp_loop))
+        self.threads.append(hub.spawn(self._every, self.config.lldp_interval_s, self._lldp_round))
+        self.threads.append(hub.spawn(self._every, self.config.poll_interval_s, self._poll_round))
         if self.config.rest_port:
             server = hub.WSGIServer((self.config.rest_host, self.config.rest_port),
                                     RestApi(self.rest_routes()))
@@ -67,16 +91,33 @@ class RyuteApp(app_manager.OSKenApp):
                  self.config.cookie, self.config.topology or "from discovery")
         return thread
 
-    def _lldp_loop(self) -> None:
+    def _every(self, interval_s: float, function) -> None:
         while True:
             try:
-                for dpid, port_no, frame in self.discovery.probes():
-                    self._send(dpid, [openflow.packet_out(port_no, frame)])
-                for link in self.discovery.expire(time.monotonic()):
-                    LOG.warning("link %s timed out", self._link_name(link))
+                function()
             except Exception:
-                LOG.exception("LLDP round failed")
-            hub.sleep(self.config.lldp_interval_s)
+                LOG.exception("%s failed", function.__name__)
+            hub.sleep(interval_s)
+
+    def _lldp_round(self) -> None:
+        for dpid, port_no, frame in self.discovery.probes():
+            self._send(dpid, [openflow.packet_out(port_no, frame)])
+        expired = self.discovery.expire(time.monotonic())
+        for link in expired:
+            LOG.warning("link %s timed out", self._link_name(link))
+        if expired:
+            self._topology_changed()
+        self._finish_reconciliations()
+
+    def _poll_round(self) -> None:
+        """Close the last statistics interval, decide, and ask for the next counters."""
+        if self.view.state is not None and self.last_stats_at is not None:
+            self.view.record_interval(self.last_stats_at)
+            self._decide_and_install()
+        for dpid in self.ready:
+            self._send(dpid, [openflow.port_stats_request(),
+                              openflow.own_flows_request(self.config.cookie,
+                                                         pipeline.TABLE_INGRESS)])
 
     def _send(self, dpid: int, messages: list) -> None:
         datapath = self.datapaths.get(dpid)
@@ -86,40 +127,184 @@ class RyuteApp(app_manager.OSKenApp):
             message.datapath = datapath
             datapath.send_msg(message)
 
-    # -- OpenFlow events -------------------------------------------------------------------
-    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
-    @guarded
-    def on_switch_features(self, ev) -> None:
-        datapath = ev.msg.datapath
-        cookie = self.config.cookie
-        # Start from a clean slate of our own rules only; the barrier orders delete before add.
-        messages = [openflow.delete_own_flows(cookie), openflow.barrier(),
-                    openflow.table_miss(cookie), openflow.lldp_to_controller(cookie)]
-        for message in messages:
-            message.datapath = datapath
-            datapath.send_msg(message)
+    # -- decisions and installation ---------------------------------------------------------
+    def _decide(self) -> Decision | None:
+        """The fallback: shortest paths under inverse-capacity weights, ECMP ties, live links."""
+        state = self.view.state
+        if state is None:
+            return None
+        return shortest_path_decision(state.path_set, "invcap", ecmp_ties=True,
+                                      down_links=self.view.down_links(), strict=False)
 
+    def _decide_and_install(self) -> None:
+        decision = self._decide()
+        if decision is None:
+            return
+        self.decision = decision
+        for dpid in self.ready:
+            self._sync_groups(dpid)
+
+    def _topology_changed(self) -> None:
+        rebuilt = self.view.links_changed()
+        if rebuilt:
+            self.decision = None
+        self._decide_and_install()
+        for dpid in self.ready:
+            self._sync(dpid)
+
+    def _sync(self, dpid: int) -> None:
+        """Make the switch hold exactly the desired groups and rules: send only differences."""
+        self._sync_groups(dpid)
+        fabric = self.view.fabric()
+        desired = (pipeline.desired_flows(fabric, dpid) if fabric is not None
+                   else {rule.key: rule for rule in pipeline.base_flows()})
+        installed = self.installed_flows.setdefault(dpid, {})
+        changed = [rule for key, rule in desired.items() if installed.get(key) != rule]
+        stale = [key for key in installed if key not in desired]
+        cookie = self.config.cookie
+        self._send(dpid, [openflow.flow_mod(rule, cookie) for rule in changed]
+                   + [openflow.flow_delete(key, cookie) for key in stale])
+        for rule in changed:
+            installed[rule.key] = rule
+        for key in stale:
+            del installed[key]
+        stale_groups = [gid for gid in self.installed_groups.get(dpid, {})
+                        if gid not in self._desired_groups(dpid)]
+        self._send(dpid, [openflow.group_delete(gid) for gid in stale_groups])
+        for gid in stale_groups:
+            del self.installed_groups[dpid][gid]
+
+    def _desired_groups(self, dpid: int) -> dict[int, pipeline.Group]:
+        fabric = self.view.fabric()
+        if fabric is None or self.decision is None:
+            return {}
+        return pipeline.desired_groups(fabric, dpid, self.decision)
+
+    def _sync_groups(self, dpid: int) -> None:
+        installed = self.installed_groups.setdefault(dpid, {})
+        messages = []
+        for gid, group in self._desired_groups(dpid).items():
+            if gid not in installed:
+                messages.append(openflow.group_add(group))
+            elif installed[gid] != group:
+                messages.append(openflow.group_modify(group))
+            else:
+                continue
+            installed[gid] = group
+        self._send(dpid, messages)
+
+    # -- switches ----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     @guarded
     def on_state_change(self, ev) -> None:
         datapath = ev.datapath
         if datapath.id is None:
             return
+        dpid = datapath.id
         if ev.state == MAIN_DISPATCHER:
-            self.datapaths[datapath.id] = datapath
-            LOG.info("switch %s connected", self._switch_name(datapath.id))
-            self._send(datapath.id, [openflow.port_desc_request()])
-        elif self.datapaths.get(datapath.id) is datapath:
-            del self.datapaths[datapath.id]
-            gone = self.discovery.switch_down(datapath.id)
-            LOG.warning("switch %s disconnected (%d links gone)",
-                        self._switch_name(datapath.id), len(gone))
+            self.datapaths[dpid] = datapath
+            self.ready.discard(dpid)
+            LOG.info("switch %s connected", self.view.name(dpid))
+            # Reconcile instead of wiping: read back what we installed before (this process or
+            # an earlier one) and, once the links are known, send only what differs. The base
+            # rules (LLDP and ARP to us) go in at once: discovery needs them, and re-adding an
+            # identical rule replaces it in place.
+            base = pipeline.base_flows()
+            flows, groups = openflow.own_flows_request(self.config.cookie), \
+                openflow.group_desc_request()
+            self._send(dpid, [openflow.flow_mod(rule, self.config.cookie) for rule in base]
+                       + [openflow.port_desc_request(), flows, groups])
+            self.reconciling[dpid] = {"flows": flows.xid, "groups": groups.xid,
+                                      "flow_keys": set(), "group_ids": set(), "hosts": [],
+                                      "since": time.monotonic(), "base": base}
+        elif self.datapaths.get(dpid) is datapath:
+            del self.datapaths[dpid]
+            self.ready.discard(dpid)
+            self.reconciling.pop(dpid, None)
+            gone = self.discovery.switch_down(dpid)
+            LOG.warning("switch %s disconnected (%d links gone)", self.view.name(dpid), len(gone))
+            self._topology_changed()
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def on_flow_stats(self, ev) -> None:
+        dpid, msg = ev.msg.datapath.id, ev.msg
+        progress = self.reconciling.get(dpid)
+        if progress is not None and msg.xid == progress["flows"]:
+            progress["flow_keys"].update(openflow.flow_key(stats) for stats in msg.body)
+            progress["hosts"] += [host for stats in msg.body
+                                  if (host := openflow.delivered_host(stats)) is not None]
+            if not msg.flags & OFP.OFPMPF_REPLY_MORE:
+                progress["flows"] = None
+                self._finish_reconciliations()
+            return
+        self.view.flow_stats(dpid, [
+            (stats.match["eth_dst"], stats.byte_count,
+             stats.duration_sec + stats.duration_nsec / 1e9)
+            for stats in msg.body
+            if stats.table_id == pipeline.TABLE_INGRESS and "eth_dst" in stats.match])
+        self.last_stats_at = time.time()
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def on_group_desc(self, ev) -> None:
+        dpid, msg = ev.msg.datapath.id, ev.msg
+        progress = self.reconciling.get(dpid)
+        if progress is None or msg.xid != progress["groups"]:
+            return
+        progress["group_ids"].update(group.group_id for group in msg.body)
+        if not msg.flags & OFP.OFPMPF_REPLY_MORE:
+            progress["groups"] = None
+            self._finish_reconciliations()
+
+    def _links_settled(self) -> bool:
+        """Every link of the topology file between connected switches has been discovered."""
+        if self.expected is None:
+            return False
+        connected = {self.view.node_of.get(dpid) for dpid in self.datapaths}
+        wanted = {(u, v) for u, v in self.expected.edges if u in connected and v in connected}
+        return wanted <= self.view.up_links()
+
+    def _finish_reconciliations(self) -> None:
+        """Take over the switches whose old state has been read, once the links are known.
+
+        Until then nothing is changed on them: a restarted controller that knows no links yet
+        would otherwise remove the label rules that carry the traffic.
+        """
+        settled = self._links_settled()
+        now = time.monotonic()
+        for dpid, progress in list(self.reconciling.items()):
+            if progress["flows"] is not None or progress["groups"] is not None:
+                continue
+            if not settled and now - progress["since"] < self.config.link_timeout_s:
+                continue
+            del self.reconciling[dpid]
+            self.view.links_changed()
+            for mac, port in progress["hosts"]:
+                if mac not in self.view.hosts:
+                    self.view.learn_host(mac, "", dpid, port)  # its IP comes with its next ARP
+            # Unknown content (None) differs from every desired rule: each is re-added in
+            # place, which replaces it atomically; keys we no longer want are deleted.
+            installed = dict.fromkeys(progress["flow_keys"])
+            installed.update({rule.key: rule for rule in progress["base"]})
+            self.installed_flows[dpid] = installed
+            self.installed_groups[dpid] = dict.fromkeys(progress["group_ids"])
+            self.ready.add(dpid)
+            LOG.info("switch %s: found %d own rules, %d groups, %d hosts; reconciling",
+                     self.view.name(dpid), len(progress["flow_keys"]),
+                     len(progress["group_ids"]), len(progress["hosts"]))
+            if self.decision is None:
+                self._decide_and_install()
+            self._sync(dpid)
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     @guarded
     def on_port_desc(self, ev) -> None:
-        ports = {port.port_no: port.hw_addr for port in ev.msg.body if _is_live(port)}
-        self.discovery.switch_up(ev.msg.datapath.id, ports)
+        dpid = ev.msg.datapath.id
+        live = [port for port in ev.msg.body if _is_live(port)]
+        self.discovery.switch_up(dpid, {port.port_no: port.hw_addr for port in live})
+        self.view.switch_added(dpid, {port.port_no: port.curr_speed / 1000 for port in live
+                                      if port.curr_speed})
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
@@ -127,68 +312,175 @@ class RyuteApp(app_manager.OSKenApp):
         dpid, port = ev.msg.datapath.id, ev.msg.desc
         if ev.msg.reason != OFP.OFPPR_DELETE and _is_live(port):
             if self.discovery.port_up(dpid, port.port_no, port.hw_addr):
-                LOG.info("port %s:%d up", self._switch_name(dpid), port.port_no)
+                LOG.info("port %s:%d up", self.view.name(dpid), port.port_no)
         elif port.port_no in self.discovery.ports(dpid):
             gone = self.discovery.port_down(dpid, port.port_no)
-            LOG.warning("port %s:%d down (%s)", self._switch_name(dpid), port.port_no,
+            LOG.warning("port %s:%d down (%s)", self.view.name(dpid), port.port_no,
                         ", ".join(self._link_name(link) for link in gone) or "no link")
+            if gone:
+                self._topology_changed()
 
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def on_port_stats(self, ev) -> None:
+        self.view.port_stats(ev.msg.datapath.id, [
+            (stats.port_no, stats.tx_bytes, stats.duration_sec + stats.duration_nsec / 1e9)
+            for stats in ev.msg.body if stats.port_no <= OFP.OFPP_MAX])
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @guarded
+    def on_error(self, ev) -> None:
+        msg = ev.msg
+        LOG.error("switch %s rejected a message: type %d code %d", self.view.name(
+            msg.datapath.id), msg.type, msg.code)
+
+    # -- packets -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def on_packet_in(self, ev) -> None:
         msg = ev.msg
-        data = bytes(msg.data)
-        if len(data) < 14 or int.from_bytes(data[12:14], "big") != ether_types.ETH_TYPE_LLDP:
-            return  # host traffic: learned and forwarded by the pipeline (issue 5)
-        link = self.discovery.lldp_received(
-            msg.datapath.id, msg.match.get("in_port", 0), data, time.monotonic())
-        if link is not None:
-            LOG.info("link %s discovered", self._link_name(link))
+        dpid, in_port, data = msg.datapath.id, msg.match.get("in_port", 0), bytes(msg.data)
+        if len(data) < 14:
+            LOG.debug("ignoring a runt frame of %d bytes from %s", len(data), self.view.name(dpid))
+            return
+        ethertype = int.from_bytes(data[12:14], "big")
+        if ethertype == ether_types.ETH_TYPE_LLDP:
+            link = self.discovery.lldp_received(dpid, in_port, data, time.monotonic())
+            if link is not None:
+                LOG.info("link %s discovered", self._link_name(link))
+                self._topology_changed()
+                self._finish_reconciliations()
+            return
+        try:
+            frame = packet.Packet(data)
+        except Exception:
+            LOG.info("ignoring a malformed packet-in from %s:%d", self.view.name(dpid), in_port)
+            return
+        eth = frame.get_protocol(ethernet.ethernet)
+        if eth is None or eth.src == PROBE_MAC:
+            return
+        if (request := frame.get_protocol(arp.arp)) is not None:
+            self._on_arp(dpid, in_port, request)
+        elif (ip := frame.get_protocol(ipv4.ipv4)) is not None:
+            self._learn(eth.src, ip.src, dpid, in_port)
+            if self.view.host_by_ip(ip.dst) is None:
+                self._probe(ip.dst)
+
+    def _on_arp(self, dpid: int, in_port: int, message: arp.arp) -> None:
+        self._learn(message.src_mac, message.src_ip, dpid, in_port)
+        if message.opcode != arp.ARP_REQUEST or message.src_ip == message.dst_ip:
+            return
+        target = self.view.host_by_ip(message.dst_ip)
+        if target is None:
+            self.pending_arp[message.dst_ip].add((dpid, in_port, message.src_mac, message.src_ip))
+            self._probe(message.dst_ip)
+        else:
+            self._answer_arp(target, dpid, in_port, message.src_mac, message.src_ip)
+
+    def _answer_arp(self, target, dpid: int, port: int, asker_mac: str, asker_ip: str) -> None:
+        """Proxy ARP: the controller answers for the host, so nothing is ever flooded."""
+        reply = openflow.arp_packet(arp.ARP_REPLY, target.mac, target.ip, asker_mac, asker_ip)
+        self._send(dpid, [openflow.packet_out(port, reply)])
+
+    def _probe(self, ip: str) -> None:
+        """Ask every edge port who has ``ip`` (at most once a second per address)."""
+        now = time.monotonic()
+        if now - self.last_probe.get(ip, -PROBE_INTERVAL_S) < PROBE_INTERVAL_S:
+            return
+        self.last_probe[ip] = now
+        probe = openflow.arp_packet(arp.ARP_REQUEST, PROBE_MAC, "0.0.0.0", "00:00:00:00:00:00",
+                                    ip, eth_dst="ff:ff:ff:ff:ff:ff")
+        for dpid, port in self.view.edge_ports():
+            self._send(dpid, [openflow.packet_out(port, probe)])
+
+    def _learn(self, mac: str, ip: str, dpid: int, port: int) -> None:
+        if ip == "0.0.0.0" or not self.view.is_edge_port(dpid, port):
+            return
+        host = self.view.learn_host(mac, ip, dpid, port)
+        if host is None:
+            return
+        LOG.info("host %s (%s) at %s:%d", ip, mac, self.view.name(dpid), port)
+        for dpid_ in self.ready:
+            self._sync(dpid_)
+        for asker in self.pending_arp.pop(ip, ()):
+            self._answer_arp(host, *asker)
 
     # -- views -----------------------------------------------------------------------------
-    def _names(self) -> dict[int, str]:
-        if self.expected is None:
-            return {}
-        return {data["dpid"]: node for node, data in self.expected.nodes(data=True)}
-
-    def _switch_name(self, dpid: int) -> str:
-        return self._names().get(dpid, f"{dpid:#x}")
-
     def _link_name(self, link: Link) -> str:
-        return (f"{self._switch_name(link.src)}:{link.src_port} -> "
-                f"{self._switch_name(link.dst)}:{link.dst_port}")
+        return (f"{self.view.name(link.src)}:{link.src_port} -> "
+                f"{self.view.name(link.dst)}:{link.dst_port}")
 
     def topology_view(self) -> dict[str, Any]:
-        names = self._names()
-        switches = [{"dpid": dpid, "name": names.get(dpid), "ports": len(self.discovery.ports(dpid))}
+        view = self.view
+        switches = [{"dpid": dpid, "name": view.name(dpid), "ports": len(self.discovery.ports(dpid))}
                     for dpid in self.discovery.switches]
-        links = [{"src": link.src, "src_port": link.src_port, "dst": link.dst,
-                  "dst_port": link.dst_port, "src_name": names.get(link.src),
-                  "dst_name": names.get(link.dst)} for link in self.discovery.links]
-        view = {"switches": switches, "links": links}
+        discovered = [{"src": link.src, "src_port": link.src_port, "dst": link.dst,
+                       "dst_port": link.dst_port, "src_name": view.name(link.src),
+                       "dst_name": view.name(link.dst)} for link in self.discovery.links]
+        document = {"switches": switches, "links": discovered, "version": view.version}
+        if view.state is not None:
+            state = view.state
+            utilization = state.utilization
+            document["graph_links"] = [
+                {"src": str(u), "dst": str(v), "capacity_mbps": float(state.capacities[i]),
+                 "load_mbps": float(state.loads_mbps[i]), "utilization": float(utilization[i]),
+                 "up": (u, v) not in state.down_links}
+                for i, (u, v) in enumerate(state.path_set.edges)]
         if self.expected is not None:
-            view["mismatch"] = self._mismatch()
-        return view
+            document["mismatch"] = self._mismatch()
+        return document
 
     def _mismatch(self) -> dict[str, list]:
         """What the topology file and the discovered network disagree on (reported, not fatal)."""
-        names = self._names()
-        found = {(names.get(link.src, hex(link.src)), names.get(link.dst, hex(link.dst)))
-                 for link in self.discovery.links}
-        expected = set(self.expected.edges)
+        view = self.view
+        found = {(view.name(link.src), view.name(link.dst)) for link in self.discovery.links}
+        expected = {(str(u), str(v)) for u, v in self.expected.edges}
+        known = set(view.node_of)
         return {
             "missing_links": sorted(map(list, expected - found)),
             "unexpected_links": sorted(map(list, found - expected)),
-            "missing_switches": sorted(name for dpid, name in names.items()
+            "missing_switches": sorted(str(view.node_of[dpid]) for dpid in known
                                        if dpid not in self.datapaths),
-            "unknown_switches": sorted(dpid for dpid in self.datapaths if dpid not in names),
+            "unknown_switches": sorted(dpid for dpid in self.datapaths if dpid not in known),
         }
 
+    def paths_view(self) -> dict[str, Any]:
+        state, decision = self.view.state, self.decision
+        if state is None:
+            return {"version": self.view.version, "od_pairs": []}
+        path_set = state.path_set
+        pairs = []
+        for od, (src, dst) in enumerate(path_set.od_pairs):
+            pairs.append({"src": str(src), "dst": str(dst), "paths": [
+                {"id": int(p), "label": pipeline.label_of(int(p)),
+                 "nodes": [str(n) for n in path_set.paths[p]],
+                 "weight": float(decision.weights[p]) if decision is not None else None}
+                for p in path_set.paths_of(od)]})
+        return {"version": self.view.version, "od_pairs": pairs}
+
+    def hosts_view(self) -> dict[str, Any]:
+        return {"hosts": [{"mac": h.mac, "ip": h.ip, "switch": self.view.name(h.dpid),
+                           "dpid": h.dpid, "port": h.port}
+                          for h in sorted(self.view.hosts.values(), key=lambda h: h.ip)]}
+
+    def traffic_view(self) -> dict[str, Any]:
+        state = self.view.state
+        if state is None or state.last_matrix is None:
+            return {"nodes": [], "od_mbps": [], "updated_at": None}
+        return {"nodes": [str(n) for n in state.path_set.nodes],
+                "od_mbps": state.last_matrix.tolist(), "updated_at": state.updated_at}
+
     def status_view(self) -> dict[str, Any]:
+        state = self.view.state
         return {
             "switches": len(self.datapaths),
             "links": len(self.discovery.links),
+            "hosts": len(self.view.hosts),
             "topology": self.config.topology,
+            "topology_version": self.view.version,
+            "source": "fallback" if self.decision is not None else None,
+            "mlu": float(state.mlu) if state is not None else None,
+            "last_statistics": state.updated_at if state is not None else None,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
@@ -196,6 +488,9 @@ class RyuteApp(app_manager.OSKenApp):
         return {
             "/te/v1/status": {"GET": self.status_view},
             "/te/v1/topology": {"GET": self.topology_view},
+            "/te/v1/paths": {"GET": self.paths_view},
+            "/te/v1/hosts": {"GET": self.hosts_view},
+            "/te/v1/traffic": {"GET": self.traffic_view},
         }
 
 

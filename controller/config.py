@@ -38,6 +38,14 @@ class ControllerConfig:
     """How often every switch port sends an LLDP probe."""
     link_timeout_s: float = 3.5
     """A link not confirmed by LLDP for this long is considered gone."""
+    capacity_scale: float = 1.0
+    """Divide the topology file's capacities by this (Mininet's --scale: 1000 in emulation)."""
+    default_capacity_mbps: float = 1000.0
+    """Capacity of a link when neither the topology file nor the port speed gives one."""
+    paths_k: int = 4
+    """Candidate paths per OD pair."""
+    path_method: str = "hops"
+    """How candidate paths are chosen: hops, invcap or disjoint."""
     cookie: int = DEFAULT_COOKIE
     """OpenFlow cookie of every rule the app installs."""
     log_level: str = "INFO"
@@ -51,6 +59,13 @@ class ControllerConfig:
         for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("capacity_scale", "default_capacity_mbps"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.paths_k < 1:
+            problems.append(f"paths_k must be >= 1, got {self.paths_k}")
+        if self.path_method not in ("hops", "invcap", "disjoint"):
+            problems.append(f"path_method must be hops, invcap or disjoint, got {self.path_method!r}")
         if self.link_timeout_s <= self.lldp_interval_s:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:

@@ -28,13 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="statistics poll interval in seconds (default 5)")
     parser.add_argument("--lldp-interval", type=float, dest="lldp_interval_s",
                         help="LLDP probe interval in seconds (default 1)")
+    parser.add_argument("--capacity-scale", type=float, dest="capacity_scale",
+                        help="divide the topology file's capacities by this (Mininet --scale)")
+    parser.add_argument("--paths-k", type=int, dest="paths_k", help="candidate paths per OD pair")
     parser.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
-        "poll_interval_s", "lldp_interval_s")}
+        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k")}
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
 
 

@@ -1,69 +1,131 @@
-"""Builders of the OpenFlow 1.3 messages the app sends.
+"""OpenFlow 1.3 messages: the pipeline's specs turned into os-ken message objects.
 
-Plain functions that return os-ken message objects not yet bound to a switch (``datapath`` is
-None); the app binds and sends them. Keeping construction apart from sending lets the
-forwarding logic be unit-tested without a switch, as Faucet does.
+Plain functions that return messages not yet bound to a switch (``datapath`` is None); the app
+binds and sends them. Keeping construction apart from sending lets the forwarding logic be
+unit-tested without a switch, as Faucet does.
 """
 from __future__ import annotations
 
-from os_ken.lib.packet import ether_types
+from os_ken.lib.packet import arp, ethernet, ether_types, packet
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from controller.pipeline import TABLE_DELIVER, Action, Flow, Group
+
 ALL_ONES_64 = 0xFFFFFFFFFFFFFFFF
 
-PRIORITY_TABLE_MISS = 0
-PRIORITY_CONTROL = 60000
-"""Control traffic (LLDP) above anything forwarding may install."""
+
+def _action(action: Action) -> list:
+    kind, *args = action
+    if kind == "output":
+        return [parser.OFPActionOutput(args[0])]
+    if kind == "controller":
+        return [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)]
+    if kind == "group":
+        return [parser.OFPActionGroup(args[0])]
+    if kind == "pop_mpls":
+        return [parser.OFPActionPopMpls(args[0])]
+    if kind == "push_label":
+        return [parser.OFPActionPushMpls(ether_types.ETH_TYPE_MPLS),
+                parser.OFPActionSetField(mpls_label=args[0])]
+    raise ValueError(f"unknown action {action!r}")
 
 
-def flow_add(
-    cookie: int,
-    priority: int,
-    match: parser.OFPMatch,
-    actions: list,
-    table_id: int = 0,
-) -> parser.OFPFlowMod:
-    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+def _instructions(actions: tuple[Action, ...]) -> list:
+    applied = [a for action in actions if action[0] != "goto" for a in _action(action)]
+    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, applied)] if applied else []
+    instructions += [parser.OFPInstructionGotoTable(action[1])
+                     for action in actions if action[0] == "goto"]
+    return instructions
+
+
+def flow_mod(rule: Flow, cookie: int) -> parser.OFPFlowMod:
+    """Add (or replace in place: same table, priority and match) one rule."""
     return parser.OFPFlowMod(
-        datapath=None, cookie=cookie, table_id=table_id, command=ofp.OFPFC_ADD,
-        priority=priority, match=match, instructions=instructions,
-    )
+        datapath=None, cookie=cookie, table_id=rule.table, command=ofp.OFPFC_ADD,
+        priority=rule.priority, match=parser.OFPMatch(**dict(rule.match)),
+        instructions=_instructions(rule.actions))
 
 
-def to_controller() -> list:
-    return [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)]
-
-
-def table_miss(cookie: int) -> parser.OFPFlowMod:
-    """Unmatched packets go to the controller (host learning, ARP); nothing is flooded."""
-    return flow_add(cookie, PRIORITY_TABLE_MISS, parser.OFPMatch(), to_controller())
-
-
-def lldp_to_controller(cookie: int) -> parser.OFPFlowMod:
-    match = parser.OFPMatch(eth_type=ether_types.ETH_TYPE_LLDP)
-    return flow_add(cookie, PRIORITY_CONTROL, match, to_controller())
-
-
-def delete_own_flows(cookie: int) -> parser.OFPFlowMod:
-    """Remove every rule with our cookie in every table, and nothing else."""
+def flow_delete(key: tuple, cookie: int) -> parser.OFPFlowMod:
+    """Delete exactly the rule with this key, if it is ours."""
+    table, priority, match = key
     return parser.OFPFlowMod(
-        datapath=None, cookie=cookie, cookie_mask=ALL_ONES_64, table_id=ofp.OFPTT_ALL,
-        command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-        match=parser.OFPMatch(),
-    )
+        datapath=None, cookie=cookie, cookie_mask=ALL_ONES_64, table_id=table,
+        command=ofp.OFPFC_DELETE_STRICT, priority=priority, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**dict(match)))
+
+
+def flow_key(stats) -> tuple:
+    """The key of a rule read back from a switch (flow stats), as ``Flow.key``."""
+    return stats.table_id, stats.priority, tuple(sorted(stats.match.items()))
+
+
+def delivered_host(stats) -> tuple[str, int] | None:
+    """(MAC, port) of a host delivery rule read back from a switch (table 2), else None."""
+    if stats.table_id != TABLE_DELIVER or "eth_dst" not in stats.match:
+        return None
+    for instruction in stats.instructions:
+        for action in getattr(instruction, "actions", []):
+            if isinstance(action, parser.OFPActionOutput):
+                return stats.match["eth_dst"], action.port
+    return None
+
+
+def group_mod(group: Group, command: int) -> parser.OFPGroupMod:
+    buckets = [parser.OFPBucket(weight=bucket.weight, actions=_action(("push_label", bucket.label))
+                                + _action(("output", bucket.port))) for bucket in group.buckets]
+    return parser.OFPGroupMod(datapath=None, command=command, type_=ofp.OFPGT_SELECT,
+                              group_id=group.group_id, buckets=buckets)
+
+
+def group_add(group: Group) -> parser.OFPGroupMod:
+    return group_mod(group, ofp.OFPGC_ADD)
+
+
+def group_modify(group: Group) -> parser.OFPGroupMod:
+    return group_mod(group, ofp.OFPGC_MODIFY)
+
+
+def group_delete(group_id: int) -> parser.OFPGroupMod:
+    return parser.OFPGroupMod(datapath=None, command=ofp.OFPGC_DELETE, type_=ofp.OFPGT_SELECT,
+                              group_id=group_id, buckets=[])
 
 
 def packet_out(port_no: int, data: bytes) -> parser.OFPPacketOut:
     return parser.OFPPacketOut(
         datapath=None, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-        actions=[parser.OFPActionOutput(port_no)], data=data,
-    )
+        actions=[parser.OFPActionOutput(port_no)], data=data)
 
 
 def port_desc_request() -> parser.OFPPortDescStatsRequest:
     return parser.OFPPortDescStatsRequest(datapath=None, flags=0)
 
 
+def own_flows_request(cookie: int, table_id: int = ofp.OFPTT_ALL) -> parser.OFPFlowStatsRequest:
+    return parser.OFPFlowStatsRequest(
+        datapath=None, flags=0, table_id=table_id, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, cookie=cookie, cookie_mask=ALL_ONES_64, match=parser.OFPMatch())
+
+
+def group_desc_request() -> parser.OFPGroupDescStatsRequest:
+    return parser.OFPGroupDescStatsRequest(datapath=None, flags=0)
+
+
+def port_stats_request() -> parser.OFPPortStatsRequest:
+    return parser.OFPPortStatsRequest(datapath=None, flags=0, port_no=ofp.OFPP_ANY)
+
+
 def barrier() -> parser.OFPBarrierRequest:
     return parser.OFPBarrierRequest(datapath=None)
+
+
+def arp_packet(opcode: int, src_mac: str, src_ip: str, dst_mac: str, dst_ip: str,
+               eth_dst: str | None = None) -> bytes:
+    frame = packet.Packet()
+    frame.add_protocol(ethernet.ethernet(dst=eth_dst or dst_mac, src=src_mac,
+                                         ethertype=ether_types.ETH_TYPE_ARP))
+    frame.add_protocol(arp.arp(opcode=opcode, src_mac=src_mac, src_ip=src_ip,
+                               dst_mac=dst_mac, dst_ip=dst_ip))
+    frame.serialize()
+    return bytes(frame.data)

@@ -230,7 +230,8 @@ class Testbed:
         command = [sys.executable, "-m", "controller.cli", "controller",
                    "--topology", self.topology, "--ofp-host", "127.0.0.1",
                    "--ofp-port", str(self.ofp_port), "--rest-port", str(self.rest_port),
-                   "--poll-interval", str(self.poll_interval_s), *self.controller_args]
+                   "--poll-interval", str(self.poll_interval_s),
+                   "--capacity-scale", str(self.scale), *self.controller_args]
         with open(self.controller_log, "wb") as log:
             self.controller = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                cwd=PROJECT_DIR)
