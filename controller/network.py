@@ -106,7 +106,11 @@ class NetworkView:
         for (u, v), (port, _) in sorted(self.link_ports.items()):
             speed = self.port_speed_mbps.get((self.dpid_of[u], port)) or self.default_capacity_mbps
             graph.add_edge(u, v, capacity_mbps=speed)
-        return graph
+        # Paths exist only within a strongly connected part; route the largest one until
+        # discovery joins the rest.
+        largest = max(nx.strongly_connected_components(graph),
+                      key=lambda part: (len(part), -min(graph.nodes[n]["dpid"] for n in part)))
+        return graph.subgraph(sorted(largest, key=lambda n: graph.nodes[n]["dpid"])).copy()
 
     def _rebuild(self, graph: nx.DiGraph) -> None:
         """A new topology version: new path set (new labels), empty history."""
@@ -123,7 +127,10 @@ class NetworkView:
         for link in self.discovery.links:
             self._learn_ports(link)
         if self.expected is None and self._discovery_outgrew_graph():
-            self._rebuild(self._discovered_graph())
+            graph = self._discovered_graph()
+            if graph.number_of_nodes() < 2:
+                return False
+            self._rebuild(graph)
             return True
         self._refresh_link_state()
         return False
@@ -143,7 +150,9 @@ class NetworkView:
     def _discovery_outgrew_graph(self) -> bool:
         if self.graph is None:
             return bool(self.link_ports)
-        return bool(set(self.link_ports) - set(self.graph.edges))
+        if set(self.link_ports) - set(self.graph.edges):
+            return set(self._discovered_graph().edges) != set(self.graph.edges)
+        return False
 
     def switch_added(self, dpid: int, port_speeds_mbps: dict[int, float]) -> None:
         for port, speed in port_speeds_mbps.items():

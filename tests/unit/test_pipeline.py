@@ -1,0 +1,184 @@
+"""The forwarding pipeline without a switch: rules and groups are walked like a packet would.
+
+The walker below applies the pipeline's own rule specs (highest priority first, per table) to
+a packet entering from a host, follows every bucket of every group and every link to the next
+switch, and records where the packet ends: so each installed path is checked to be loop-free,
+to follow its path id, and to end at the right host.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto.ofproto_protocol import ProtocolDesc
+
+from agents.baselines import shortest_path_decision
+from controller import openflow, pipeline
+from controller.pipeline import Fabric, Host
+from sim.decision import Decision
+from sim.paths import PathSet
+from topologies.catalog import load_topology
+from topologies.mininet import host_plan, link_plan
+
+
+def make_fabric(spec: str, known_links=None) -> Fabric:
+    graph = load_topology(spec)
+    path_set = PathSet.from_graph(graph, k=3)
+    dpid_of = {node: data["dpid"] for node, data in graph.nodes(data=True)}
+    link_ports = {}
+    for link in link_plan(graph, scale=1000.0):
+        u, v = link.edge
+        link_ports[u, v], link_ports[v, u] = (link.port1, link.port2), (link.port2, link.port1)
+    if known_links is not None:
+        link_ports = {edge: ports for edge, ports in link_ports.items() if edge in known_links}
+    hosts = {spec.mac: Host(spec.mac, spec.ip.split("/")[0], spec.dpid, spec.port)
+             for spec in host_plan(graph)}
+    return Fabric(path_set, dpid_of, link_ports, hosts)
+
+
+def matches(rule: pipeline.Flow, packet: dict) -> bool:
+    return all(packet.get(field) == value for field, value in rule.match)
+
+
+def walk(fabric: Fabric, decision: Decision, src: Host, dst: Host) -> list[tuple]:
+    """Every way a packet from ``src`` to ``dst`` can go: (labels pushed, switches, end)."""
+    rules = {dpid: sorted(pipeline.desired_flows(fabric, dpid).values(),
+                          key=lambda r: -r.priority) for dpid in fabric.node_of}
+    groups = {dpid: pipeline.desired_groups(fabric, dpid, decision) for dpid in fabric.node_of}
+    neighbour = {(fabric.dpid_of[u], ports[0]): (fabric.dpid_of[v], ports[1])
+                 for (u, v), ports in fabric.link_ports.items()}
+    hosts_at = {(host.dpid, host.port): host for host in fabric.hosts.values()}
+    outcomes = []
+
+    def step(dpid, packet, table, visited, labels):
+        if len(visited) > len(fabric.node_of) + 1:
+            outcomes.append((labels, visited, "loop"))
+            return
+        rule = next((r for r in rules[dpid] if r.table == table and matches(r, packet)), None)
+        if rule is None:
+            outcomes.append((labels, visited, "no rule"))
+            return
+        apply(dpid, dict(packet), rule.actions, visited, labels)
+
+    def apply(dpid, packet, actions, visited, labels):
+        for kind, *args in actions:
+            if kind == "controller":
+                outcomes.append((labels, visited, "controller"))
+                return
+            if kind == "pop_mpls":
+                packet["eth_type"] = args[0]
+                packet.pop("mpls_label")
+            elif kind == "goto":
+                return step(dpid, packet, args[0], visited, labels)
+            elif kind == "group":
+                for bucket in groups[dpid][args[0]].buckets:
+                    pushed = dict(packet, eth_type=pipeline.ETH_MPLS, mpls_label=bucket.label)
+                    send(dpid, pushed, bucket.port, visited, labels + [bucket.label])
+                return
+            elif kind == "output":
+                return send(dpid, packet, args[0], visited, labels)
+        outcomes.append((labels, visited, "dropped"))
+
+    def send(dpid, packet, port, visited, labels):
+        if (dpid, port) in hosts_at:
+            outcomes.append((labels, visited, hosts_at[dpid, port].mac))
+        elif (dpid, port) in neighbour:
+            next_dpid, in_port = neighbour[dpid, port]
+            step(next_dpid, dict(packet, in_port=in_port), 0, visited + [next_dpid], labels)
+        else:
+            outcomes.append((labels, visited, f"dead port {dpid}:{port}"))
+
+    start = {"eth_type": pipeline.ETH_IPV4, "eth_dst": dst.mac, "in_port": src.port}
+    step(src.dpid, start, 0, [src.dpid], [])
+    return outcomes
+
+
+@pytest.mark.parametrize("spec", ["abilene", "fat-tree:k=4", "ring:n=5"])
+def test_every_bucket_of_every_group_delivers_along_its_path(spec):
+    fabric = make_fabric(spec)
+    path_set = fabric.path_set
+    decision = Decision.uniform(path_set, candidates_only=False)  # every path carries weight
+    hosts = list(fabric.hosts.values())
+    used_labels = set()
+    for src in hosts:
+        for dst in hosts:
+            if src == dst:
+                continue
+            outcomes = walk(fabric, decision, src, dst)
+            assert outcomes and all(end == dst.mac for _, _, end in outcomes), outcomes
+            if src.dpid == dst.dpid:
+                continue
+            od = path_set.od_index(fabric.node_of[src.dpid], fabric.node_of[dst.dpid])
+            assert sorted(labels[0] for labels, _, _ in outcomes) == sorted(
+                pipeline.label_of(p) for p in path_set.paths_of(od))
+            for labels, switches, _ in outcomes:
+                nodes = [fabric.node_of[dpid] for dpid in switches]
+                assert len(set(nodes)) == len(nodes), "loop"
+                assert tuple(nodes) == path_set.paths[pipeline.path_of_label(labels[0])]
+                used_labels.add(labels[0])
+    assert len(used_labels) == path_set.n_paths
+
+
+def test_bucket_weights_are_the_decision():
+    fabric = make_fabric("abilene")
+    path_set = fabric.path_set
+    decision = shortest_path_decision(path_set, "invcap", ecmp_ties=True)
+    for dpid, node in fabric.node_of.items():
+        groups = pipeline.desired_groups(fabric, dpid, decision)
+        assert sorted(groups) == sorted(fabric.dpid_of[d] for s, d in path_set.od_pairs if s == node)
+        for group in groups.values():
+            od = path_set.od_index(node, fabric.node_of[group.group_id])
+            expected = {pipeline.label_of(p): round(decision.weights[p] * 1000)
+                        for p in path_set.paths_of(od)}
+            assert {b.label: b.weight for b in group.buckets} == expected
+            assert sum(b.weight for b in group.buckets) in (999, 1000)
+
+
+def test_paths_over_links_with_unknown_ports_are_not_installed():
+    full = make_fabric("ring:n=4")
+    missing = next(iter(full.link_ports))
+    fabric = make_fabric("ring:n=4", known_links=set(full.link_ports) - {missing})
+    installable = fabric.installable()
+    uses_missing = np.array([missing in fabric.path_set.links_of(p)
+                             for p in range(fabric.path_set.n_paths)])
+    assert not installable[uses_missing].any() and installable[~uses_missing].all()
+    decision = Decision.uniform(fabric.path_set, candidates_only=False)
+    labels = {dict(rule.match)["mpls_label"]
+              for dpid in fabric.node_of for rule in pipeline.label_flows(fabric, dpid)}
+    buckets = {bucket.label for dpid in fabric.node_of
+               for group in pipeline.desired_groups(fabric, dpid, decision).values()
+               for bucket in group.buckets}
+    dead = {pipeline.label_of(p) for p in np.flatnonzero(uses_missing)}
+    assert dead and not dead & labels and not dead & buckets
+
+
+def test_a_link_down_moves_weight_off_its_paths():
+    fabric = make_fabric("abilene")
+    path_set = fabric.path_set
+    down = {("ATLAng", "HSTNng"), ("HSTNng", "ATLAng")}
+    decision = shortest_path_decision(path_set, "invcap", ecmp_ties=True, down_links=down)
+    dead_labels = {pipeline.label_of(p) for p in np.flatnonzero(~path_set.live_paths(down))}
+    for dpid in fabric.node_of:
+        for group in pipeline.desired_groups(fabric, dpid, decision).values():
+            assert all(b.weight == 0 for b in group.buckets if b.label in dead_labels)
+            assert sum(b.weight for b in group.buckets) >= 999
+
+
+def test_messages_carry_the_cookie_and_the_specs():
+    fabric = make_fabric("linear:n=3")
+    decision = Decision.uniform(fabric.path_set, candidates_only=False)
+    cookie = 0x5259555445
+    switch = ProtocolDesc(ofproto_v1_3.OFP_VERSION)  # what serialization needs of a datapath
+    for rule in pipeline.desired_flows(fabric, 1).values():
+        message = openflow.flow_mod(rule, cookie)
+        assert message.cookie == cookie and message.table_id == rule.table
+        assert sorted(message.match.items()) == list(rule.match)
+        message.datapath = switch
+        message.serialize()  # a well-formed OpenFlow 1.3 message
+    for group in pipeline.desired_groups(fabric, 1, decision).values():
+        message = openflow.group_add(group)
+        assert [b.weight for b in message.buckets] == [b.weight for b in group.buckets]
+        message.datapath = switch
+        message.serialize()
+    delete = openflow.flow_delete(next(iter(pipeline.desired_flows(fabric, 1))), cookie)
+    assert delete.cookie_mask == openflow.ALL_ONES_64
