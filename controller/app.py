@@ -73,6 +73,8 @@ class RyuteApp(app_manager.OSKenApp):
         self.decision: Decision | None = None
         self.pending_arp: dict[str, set[tuple[int, int, str, str]]] = defaultdict(set)
         self.last_probe: dict[str, float] = {}
+        self.fence: dict[tuple[int, int], float] = {}  # outstanding barriers (dpid, xid)
+        self.after_fence: list = []
         self.started_at = time.time()
         self.last_stats_at: float | None = None
 
@@ -108,6 +110,8 @@ class RyuteApp(app_manager.OSKenApp):
         if expired:
             self._topology_changed()
         self._finish_reconciliations()
+        now = time.monotonic()  # a switch that never answers a barrier must not hold ARP forever
+        self._lower_fence([key for key, since in self.fence.items() if now - since > 2.0])
 
     def _poll_round(self) -> None:
         """Close the last statistics interval, decide, and ask for the next counters."""
@@ -223,6 +227,7 @@ class RyuteApp(app_manager.OSKenApp):
             self.reconciling.pop(dpid, None)
             gone = self.discovery.switch_down(dpid)
             LOG.warning("switch %s disconnected (%d links gone)", self.view.name(dpid), len(gone))
+            self._lower_fence([key for key in self.fence if key[0] == dpid])
             self._topology_changed()
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -365,6 +370,14 @@ class RyuteApp(app_manager.OSKenApp):
             self._learn(eth.src, ip.src, dpid, in_port)
             if self.view.host_by_ip(ip.dst) is None:
                 self._probe(ip.dst)
+            elif self._has_ingress_rule(dpid, eth.dst) and self.view.is_edge_port(dpid, in_port):
+                # The rule exists but the switch's flow cache had not caught up yet (the
+                # userspace datapath revalidates asynchronously): deliver this packet anyway.
+                self._send(dpid, [openflow.packet_to_table(in_port, data)])
+
+    def _has_ingress_rule(self, dpid: int, mac: str) -> bool:
+        return any(key[0] == pipeline.TABLE_INGRESS and ("eth_dst", mac) in key[2]
+                   for key in self.installed_flows.get(dpid, {}))
 
     def _on_arp(self, dpid: int, in_port: int, message: arp.arp) -> None:
         self._learn(message.src_mac, message.src_ip, dpid, in_port)
@@ -380,7 +393,7 @@ class RyuteApp(app_manager.OSKenApp):
     def _answer_arp(self, target, dpid: int, port: int, asker_mac: str, asker_ip: str) -> None:
         """Proxy ARP: the controller answers for the host, so nothing is ever flooded."""
         reply = openflow.arp_packet(arp.ARP_REPLY, target.mac, target.ip, asker_mac, asker_ip)
-        self._send(dpid, [openflow.packet_out(port, reply)])
+        self._when_installed(lambda: self._send(dpid, [openflow.packet_out(port, reply)]))
 
     def _probe(self, ip: str) -> None:
         """Ask every edge port who has ``ip`` (at most once a second per address)."""
@@ -402,8 +415,42 @@ class RyuteApp(app_manager.OSKenApp):
         LOG.info("host %s (%s) at %s:%d", ip, mac, self.view.name(dpid), port)
         for dpid_ in self.ready:
             self._sync(dpid_)
+        self._raise_fence()
         for asker in self.pending_arp.pop(ip, ()):
             self._answer_arp(host, *asker)
+
+    # -- ordering across switches ------------------------------------------------------------
+    def _raise_fence(self) -> None:
+        """Barriers on every switch: what was sent before is installed once all have answered.
+
+        Each switch has its own send queue, so rules sent to one can arrive after a packet-out
+        sent to another; an ARP answer must not let a host send before the rules towards and
+        back from its peer are everywhere.
+        """
+        now = time.monotonic()
+        for dpid in self.ready:
+            barrier = openflow.barrier()
+            self._send(dpid, [barrier])
+            self.fence[dpid, barrier.xid] = now
+
+    def _when_installed(self, action) -> None:
+        if self.fence:
+            self.after_fence.append(action)
+        else:
+            action()
+
+    def _lower_fence(self, done: list[tuple[int, int]]) -> None:
+        for key in done:
+            self.fence.pop(key, None)
+        if not self.fence:
+            actions, self.after_fence = self.after_fence, []
+            for action in actions:
+                action()
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @guarded
+    def on_barrier(self, ev) -> None:
+        self._lower_fence([(ev.msg.datapath.id, ev.msg.xid)])
 
     # -- views -----------------------------------------------------------------------------
     def _link_name(self, link: Link) -> str:

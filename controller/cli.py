@@ -7,12 +7,11 @@ imports (os-ken, torch) happen inside those functions, so ``ryute --help`` stays
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from agents import evaluate
-from controller import demo, launcher
+from controller import demo, launcher, logs
 from topologies import cli as topology_cli
 
 AREAS = [topology_cli, evaluate, launcher, demo]
@@ -30,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level (default: INFO)",
     )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="text, or one JSON object per line (default: text)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for area in AREAS:
         area.register(subparsers)
@@ -39,9 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, args.log_format)
     try:
         return int(args.func(args) or 0)
     except (CliError, ValueError, FileNotFoundError) as error:

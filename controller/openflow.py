@@ -98,6 +98,13 @@ def packet_out(port_no: int, data: bytes) -> parser.OFPPacketOut:
         actions=[parser.OFPActionOutput(port_no)], data=data)
 
 
+def packet_to_table(in_port: int, data: bytes) -> parser.OFPPacketOut:
+    """Send a packet back through the switch's own tables, as if it had just arrived."""
+    return parser.OFPPacketOut(
+        datapath=None, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
+        actions=[parser.OFPActionOutput(ofp.OFPP_TABLE)], data=data)
+
+
 def port_desc_request() -> parser.OFPPortDescStatsRequest:
     return parser.OFPPortDescStatsRequest(datapath=None, flags=0)
 
