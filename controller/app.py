@@ -466,13 +466,15 @@ class RyuteApp(app_manager.OSKenApp):
                        "dst_name": view.name(link.dst)} for link in self.discovery.links]
         document = {"switches": switches, "links": discovered, "version": view.version}
         if view.state is not None:
-            state = view.state
+            state, scale = view.state, view.capacity_scale
             utilization = state.utilization
+            # Rates as the switches carry them (the state is in the topology file's units).
             document["graph_links"] = [
-                {"src": str(u), "dst": str(v), "capacity_mbps": float(state.capacities[i]),
-                 "load_mbps": float(state.loads_mbps[i]), "utilization": float(utilization[i]),
-                 "up": (u, v) not in state.down_links}
+                {"src": str(u), "dst": str(v), "capacity_mbps": float(state.capacities[i]) / scale,
+                 "load_mbps": float(state.loads_mbps[i]) / scale,
+                 "utilization": float(utilization[i]), "up": (u, v) not in state.down_links}
                 for i, (u, v) in enumerate(state.path_set.edges)]
+            document["capacity_scale"] = scale
         if self.expected is not None:
             document["mismatch"] = self._mismatch()
         return document
@@ -514,8 +516,9 @@ class RyuteApp(app_manager.OSKenApp):
         state = self.view.state
         if state is None or state.last_matrix is None:
             return {"nodes": [], "od_mbps": [], "updated_at": None}
+        matrix = state.last_matrix / self.view.capacity_scale  # as the switches carry it
         return {"nodes": [str(n) for n in state.path_set.nodes],
-                "od_mbps": state.last_matrix.tolist(), "updated_at": state.updated_at}
+                "od_mbps": matrix.tolist(), "updated_at": state.updated_at}
 
     def status_view(self) -> dict[str, Any]:
         state = self.view.state

@@ -60,6 +60,11 @@ class NetworkView:
     discovery says which links are up and on which ports. Without one, the network is what
     discovery found: nodes are named ``s<dpid>``, capacities come from port speeds or
     ``default_capacity_mbps``, and the path set is rebuilt when a new link appears.
+
+    The state is kept in the topology's units: measured rates are multiplied by
+    ``capacity_scale`` (Mininet's ``--scale``: an emulated 9.92 Mbit/s link is the 9,920 Mbit/s
+    link of the file). So a model trained on the real network's capacities and matrices fits
+    its emulation unchanged; only the REST views convert back to what the switches carry.
     """
 
     def __init__(self, expected: nx.DiGraph | None, discovery: LinkDiscovery, *,
@@ -94,10 +99,7 @@ class NetworkView:
 
     # -- topology ----------------------------------------------------------------------------
     def _expected_graph(self) -> nx.DiGraph:
-        graph = self.expected.copy()
-        for _, _, data in graph.edges(data=True):
-            data["capacity_mbps"] = data["capacity_mbps"] / self.capacity_scale
-        return graph
+        return self.expected.copy()
 
     def _discovered_graph(self) -> nx.DiGraph:
         graph = nx.DiGraph(name="discovered")
@@ -105,7 +107,7 @@ class NetworkView:
             graph.add_node(f"s{dpid}", dpid=dpid, hosts=True)
         for (u, v), (port, _) in sorted(self.link_ports.items()):
             speed = self.port_speed_mbps.get((self.dpid_of[u], port)) or self.default_capacity_mbps
-            graph.add_edge(u, v, capacity_mbps=speed)
+            graph.add_edge(u, v, capacity_mbps=speed * self.capacity_scale)
         # Paths exist only within a strongly connected part; route the largest one until
         # discovery joins the rest.
         largest = max(nx.strongly_connected_components(graph),
@@ -222,17 +224,19 @@ class NetworkView:
             self.flow_rates.sample((dpid, mac), byte_count, at_s)
 
     def link_loads(self) -> np.ndarray:
-        """Mbit/s per link of the path set, from the port counters of each link's sender."""
+        """Mbit/s per link of the path set (topology units), from the port counters of each
+        link's sender."""
         path_set = self.state.path_set
         loads = np.zeros(path_set.n_links)
         for i, edge in enumerate(path_set.edges):
             ports = self.link_ports.get(edge)
             if ports is not None:
                 loads[i] = self.port_rates.rates.get((self.dpid_of[edge[0]], ports[0]), 0.0)
-        return loads
+        return loads * self.capacity_scale
 
     def od_matrix(self) -> np.ndarray:
-        """Mbit/s from each switch to each switch, from the ingress rules' byte counters."""
+        """Mbit/s from each switch to each switch (topology units), from the ingress rules'
+        byte counters."""
         path_set = self.state.path_set
         index = {node: i for i, node in enumerate(path_set.nodes)}
         node_of = self.node_of
@@ -244,7 +248,7 @@ class NetworkView:
             src, dst = index.get(node_of.get(dpid)), index.get(node_of.get(host.dpid))
             if src is not None and dst is not None:
                 matrix[src, dst] += rate
-        return matrix
+        return matrix * self.capacity_scale
 
     def record_interval(self, now: float) -> None:
         """Close a statistics interval: current loads and the OD matrix into the state."""

@@ -47,7 +47,7 @@ def test_rates_come_from_counter_differences_over_switch_time():
 def test_topology_file_names_capacities_and_down_links():
     view, discovery = linear_view(scale=10.0)
     assert view.version == 1 and view.down_links() == set()
-    assert set(view.state.capacities) == {100.0}  # 1000 Mbit/s scaled by 10
+    assert set(view.state.capacities) == {1000.0}  # the file's units, whatever the scale
     assert view.link_ports[("s1", "s2")] == (2, 2)
     discovery.port_down(2, 3)
     view.links_changed()
@@ -77,11 +77,22 @@ def test_loads_and_od_matrix_from_counters():
     state = view.state
     matrix = state.last_matrix
     nodes = list(state.path_set.nodes)
-    assert matrix[nodes.index("s1"), nodes.index("s3")] == pytest.approx(10.0)
+    assert matrix[nodes.index("s1"), nodes.index("s3")] == pytest.approx(10.0)  # scale 1
     assert matrix.sum() == pytest.approx(10.0)
     loads = dict(zip(state.path_set.edges, state.loads_mbps))
     assert loads[("s1", "s2")] == pytest.approx(10.0) and loads[("s2", "s1")] == 0.0
     assert state.updated_at == 2.0
+
+
+def test_measured_rates_are_converted_to_the_topology_units():
+    view, _ = linear_view(scale=1000.0)
+    view.learn_host("00:00:00:00:03:01", "10.0.3.1", 3, 1)
+    for at_s, bytes_ in ((0.0, 0), (2.0, 2_500_000)):  # 10 Mbit/s on the emulated wire
+        view.port_stats(1, [(2, bytes_, at_s)])
+        view.flow_stats(1, [("00:00:00:00:03:01", bytes_, at_s)])
+    view.record_interval(now=2.0)
+    assert view.state.last_matrix.sum() == pytest.approx(10_000.0)
+    assert view.state.mlu == pytest.approx(10.0)  # 10 Gbit/s on a 1 Gbit/s link
 
 
 def test_without_a_topology_file_the_network_is_what_discovery_found():
