@@ -60,6 +60,8 @@ class ShortestPathPolicy:
     metric: str = "hops"
     ecmp_ties: bool = False
     name: str = "sp"
+    strict: bool = True
+    """False: an OD pair with no live path keeps its no-failure route (the controller's use)."""
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -67,7 +69,8 @@ class ShortestPathPolicy:
 
     def decide(self, state: NetworkState) -> Decision:
         check_path_set(self.path_set, state)
-        return shortest_path_decision(self.path_set, self.metric, self.ecmp_ties, state.down_links)
+        return shortest_path_decision(self.path_set, self.metric, self.ecmp_ties, state.down_links,
+                                      self.strict)
 
 
 @dataclass(frozen=True, eq=False)

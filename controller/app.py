@@ -10,10 +10,18 @@ Run it with ``ryute controller`` (see ``controller.launcher``) or, equivalently,
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
+import secrets
+import signal
+import sys
 import time
 from collections import defaultdict
+from http import HTTPStatus
 from typing import Any
+
+import eventlet
+from eventlet import tpool
 
 import networkx as nx
 from os_ken.base import app_manager
@@ -24,12 +32,14 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from agents.baselines import shortest_path_decision
+from agents.baselines import ShortestPathPolicy
 from controller import openflow, pipeline
 from controller.config import ControllerConfig
+from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Outcome
 from controller.discovery import Link, LinkDiscovery
+from controller.metrics import Metrics
 from controller.network import NetworkView
-from controller.rest import RestApi
+from controller.rest import HttpError, Request, Response, RestApi, require_token
 from sim.decision import Decision
 from topologies.catalog import load_topology
 
@@ -77,13 +87,34 @@ class RyuteApp(app_manager.OSKenApp):
         self.after_fence: list = []
         self.started_at = time.time()
         self.last_stats_at: float | None = None
+        self.last_decision_at: float | None = None
+        self.metrics = Metrics()
+        self.api_token = config.api_token
+        self.loop = DecisionLoop(
+            self._fallback_policy(), poll_interval_s=config.poll_interval_s,
+            mode=Mode(config.mode), runner=green_runner,
+            health=HealthConfig(budget_ms=config.budget_ms, mlu_margin=config.mlu_margin,
+                                drift_factor=config.drift_factor,
+                                recover_after=config.recover_after),
+            log=DecisionLog(path=config.decision_log))
+        self.model_spec = config.model
+        if config.model:
+            try:
+                self.load_model(config.model)
+            except (ValueError, OSError) as error:
+                LOG.error("agent not loaded, the fallback decides alone: %s", error)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
         thread = super().start()
         self.threads.append(hub.spawn(self._every, self.config.lldp_interval_s, self._lldp_round))
         self.threads.append(hub.spawn(self._every, self.config.poll_interval_s, self._poll_round))
+        signal.signal(signal.SIGHUP, lambda *_: hub.spawn(self._reload_model))
         if self.config.rest_port:
+            if self.api_token is None and not _is_loopback(self.config.rest_host):
+                self.api_token = secrets.token_urlsafe(24)
+                print(f"ryute: REST API on {self.config.rest_host}: changes need "
+                      f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
             server = hub.WSGIServer((self.config.rest_host, self.config.rest_port),
                                     RestApi(self.rest_routes()))
             self.threads.append(hub.spawn(server.serve_forever))
@@ -92,6 +123,16 @@ class RyuteApp(app_manager.OSKenApp):
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
         return thread
+
+    def _reload_model(self) -> None:
+        if not self.model_spec:
+            LOG.warning("SIGHUP: no model file configured, nothing to reload")
+            return
+        try:
+            self.load_model(self.model_spec)
+        except (ValueError, OSError) as error:
+            LOG.error("SIGHUP: model %s refused, the current one keeps running: %s",
+                      self.model_spec, error)
 
     def _every(self, interval_s: float, function) -> None:
         while True:
@@ -115,8 +156,13 @@ class RyuteApp(app_manager.OSKenApp):
 
     def _poll_round(self) -> None:
         """Close the last statistics interval, decide, and ask for the next counters."""
-        if self.view.state is not None and self.last_stats_at is not None:
+        state = self.view.state
+        if state is not None and self.last_stats_at is not None:
             self.view.record_interval(self.last_stats_at)
+            self.loop.log.measured(state.mlu)  # of the interval the last decision ran in
+            self.metrics.mlu.set(state.mlu)
+            for (u, v), value in zip(state.path_set.edges, state.utilization):
+                self.metrics.link_utilization.labels(str(u), str(v)).set(float(value))
             self._decide_and_install()
         for dpid in self.ready:
             self._send(dpid, [openflow.port_stats_request(),
@@ -131,28 +177,81 @@ class RyuteApp(app_manager.OSKenApp):
             message.datapath = datapath
             datapath.send_msg(message)
 
-    # -- decisions and installation ---------------------------------------------------------
-    def _decide(self) -> Decision | None:
-        """The fallback: shortest paths under inverse-capacity weights, ECMP ties, live links."""
+    # -- policies ----------------------------------------------------------------------------
+    def _fallback_policy(self) -> ShortestPathPolicy | None:
+        """Shortest paths under inverse-capacity weights, ECMP ties, live links only."""
         state = self.view.state
         if state is None:
             return None
-        return shortest_path_decision(state.path_set, "invcap", ecmp_ties=True,
-                                      down_links=self.view.down_links(), strict=False)
+        return ShortestPathPolicy(state.path_set, "invcap", ecmp_ties=True, name="invcap",
+                                  strict=False)
 
+    def load_model(self, spec: str) -> str:
+        """Load (or hot-swap) the agent; on any error the current agent keeps running."""
+        from agents.model_file import load_agent  # torch is imported only when a model is used
+
+        state = self.view.state
+        if state is None:
+            raise ValueError("no topology yet: a model needs the network it was trained for")
+        agent = load_agent(spec, state.path_set, self.config.topology or "")
+        model_id = agent.metadata.get("id", str(spec))
+        self.loop.set_agent(agent, model_id)
+        self.model_spec = spec
+        LOG.info("model %s loaded (mode %s)", model_id, self.loop.mode.value)
+        return model_id
+
+    def _path_set_changed(self) -> None:
+        """A new topology version: new fallback; the agent only if its model fits the new paths."""
+        self.loop.fallback = self._fallback_policy()
+        if self.loop.agent is not None:
+            self.loop.set_agent(None, None)
+            try:
+                self.load_model(self.model_spec)
+            except (ValueError, OSError) as error:
+                LOG.error("agent dropped after the topology changed: %s", error)
+
+    # -- decisions and installation ---------------------------------------------------------
     def _decide_and_install(self) -> None:
-        decision = self._decide()
-        if decision is None:
+        """One interval of the decision loop: fallback and agent decide; install the winner."""
+        state = self.view.state
+        if state is None or self.loop.fallback is None:
             return
+        started = time.perf_counter()
+        decision, record = self.loop.decide(state, time.time())
+        self._install(decision)
+        self.last_decision_at = record.time
+        metrics = self.metrics
+        metrics.decision_latency.observe(time.perf_counter() - started)
+        metrics.decisions.labels(record.source).inc()
+        for policy, value in record.predicted_mlu.items():
+            if value is not None:
+                metrics.predicted_mlu.labels(policy).set(value)
+        if record.decision_ms["agent"] is not None:
+            metrics.agent_latency.observe(record.decision_ms["agent"] / 1000)
+        metrics.agent_trusted.set(1.0 if record.trusted else 0.0)
+        if record.transition:
+            metrics.health_transitions.labels(record.transition).inc()
+
+    def _install(self, decision: Decision) -> None:
         self.decision = decision
         for dpid in self.ready:
             self._sync_groups(dpid)
 
     def _topology_changed(self) -> None:
+        """Links changed: move weight off dead paths at once, before any new decision."""
         rebuilt = self.view.links_changed()
         if rebuilt:
-            self.decision = None
-        self._decide_and_install()
+            self._path_set_changed()
+        state, fallback = self.view.state, self.loop.fallback
+        if state is not None and fallback is not None:
+            down = self.view.down_links()
+            if rebuilt or self.decision is None or self.loop.source == "fallback":
+                self._install(fallback.decide(state))
+            else:
+                try:
+                    self._install(self.decision.masked(down))
+                except ValueError:  # an OD pair lost all its paths: the fallback knows better
+                    self._install(fallback.decide(state))
         for dpid in self.ready:
             self._sync(dpid)
 
@@ -521,27 +620,100 @@ class RyuteApp(app_manager.OSKenApp):
                 "od_mbps": matrix.tolist(), "updated_at": state.updated_at}
 
     def status_view(self) -> dict[str, Any]:
-        state = self.view.state
+        state, loop = self.view.state, self.loop
         return {
+            "mode": loop.mode.value,
+            "source": loop.source,
+            "model": loop.model_id,
+            "health": {"trusted": loop.health.trusted if loop.agent else False,
+                       "reasons": loop.health.reasons if loop.agent else ["no model loaded"],
+                       "healthy_streak": loop.health.streak},
+            "last_decision": self.last_decision_at,
             "switches": len(self.datapaths),
             "links": len(self.discovery.links),
             "hosts": len(self.view.hosts),
             "topology": self.config.topology,
             "topology_version": self.view.version,
-            "source": "fallback" if self.decision is not None else None,
             "mlu": float(state.mlu) if state is not None else None,
             "last_statistics": state.updated_at if state is not None else None,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
+    def mode_view(self) -> dict[str, Any]:
+        return {"mode": self.loop.mode.value, "source": self.loop.source}
+
+    def set_mode(self, request: Request) -> dict[str, Any]:
+        require_token(request, self.api_token)
+        mode = request.json_object({"mode"}, required={"mode"})["mode"]
+        if mode not in ("shadow", "active"):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
+                            f"mode must be 'shadow' or 'active', got {mode!r}")
+        if Mode(mode) is not self.loop.mode:
+            LOG.warning("mode %s -> %s (by REST request)", self.loop.mode.value, mode)
+            self.loop.mode = Mode(mode)
+            hub.spawn(self._decide_and_install)  # takes effect now, not at the next interval
+        return self.mode_view()
+
+    def set_model(self, request: Request) -> dict[str, Any]:
+        if self.api_token is None:
+            raise HttpError(HTTPStatus.FORBIDDEN, "model changes need a configured api_token "
+                            "(or send SIGHUP to reload the configured model file)")
+        require_token(request, self.api_token)
+        spec = request.json_object({"path"}, required={"path"})["path"]
+        if not isinstance(spec, str) or not spec:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "path must be a non-empty string")
+        try:
+            model_id = self.load_model(spec)
+        except (ValueError, OSError) as error:
+            LOG.error("model %s refused, %s keeps running: %s", spec, self.loop.model_id, error)
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
+                            f"model refused, the current one keeps running: {error}") from None
+        return {"model": model_id, "trusted": False}
+
+    def decisions_view(self, request: Request) -> dict[str, Any]:
+        limit = request.int_query("limit", 20, 1, 10_000)
+        return {"decisions": self.loop.log.latest(limit)}
+
+    def metrics_view(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), content_type=self.metrics.content_type)
+
     def rest_routes(self) -> dict:
+        def view(function):
+            return lambda request: function()
+
         return {
-            "/te/v1/status": {"GET": self.status_view},
-            "/te/v1/topology": {"GET": self.topology_view},
-            "/te/v1/paths": {"GET": self.paths_view},
-            "/te/v1/hosts": {"GET": self.hosts_view},
-            "/te/v1/traffic": {"GET": self.traffic_view},
+            "/te/v1/status": {"GET": view(self.status_view)},
+            "/te/v1/mode": {"GET": view(self.mode_view), "PUT": self.set_mode},
+            "/te/v1/model": {"PUT": self.set_model},
+            "/te/v1/topology": {"GET": view(self.topology_view)},
+            "/te/v1/paths": {"GET": view(self.paths_view)},
+            "/te/v1/hosts": {"GET": view(self.hosts_view)},
+            "/te/v1/traffic": {"GET": view(self.traffic_view)},
+            "/te/v1/decisions": {"GET": self.decisions_view},
+            "/metrics": {"GET": self.metrics_view},
         }
+
+
+def green_runner(call, budget_s: float) -> Outcome:
+    """Run the agent in a real thread (torch releases no green thread) and wait at most the
+    budget; a late call finishes in the background and its result is dropped."""
+    started = time.perf_counter()
+    try:
+        with eventlet.Timeout(budget_s):
+            decision = tpool.execute(call)
+        return Outcome(decision, None, (time.perf_counter() - started) * 1000)
+    except eventlet.Timeout:
+        return Outcome(None, "timeout", (time.perf_counter() - started) * 1000)
+    except Exception as error:
+        return Outcome(None, f"{type(error).__name__}: {error}",
+                       (time.perf_counter() - started) * 1000)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _is_live(port) -> bool:

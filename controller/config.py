@@ -46,6 +46,24 @@ class ControllerConfig:
     """Candidate paths per OD pair."""
     path_method: str = "hops"
     """How candidate paths are chosen: hops, invcap or disjoint."""
+    model: str | None = None
+    """Model file of the agent, or "default" for the shipped model of the topology; None: none."""
+    mode: str = "shadow"
+    """shadow: the agent decides beside the fallback, only the fallback is installed;
+    active: the agent's decision is installed while it is healthy."""
+    api_token: str | None = None
+    """Bearer token for changes through the REST API; generated at start when the API listens
+    on a non-loopback address and none is given. Model changes through REST need one."""
+    decision_log: str | None = None
+    """JSON-lines file every decision is appended to (None: in memory only)."""
+    budget_ms: float = 50.0
+    """Agent decision time budget; slower decisions are not waited for."""
+    mlu_margin: float = 0.10
+    """The agent is unhealthy when its predicted MLU exceeds the fallback's by this share."""
+    drift_factor: float = 10.0
+    """The agent is unhealthy when the total demand is outside [1/f, f] x its training mean."""
+    recover_after: int = 3
+    """Consecutive healthy decisions before the agent is trusted again."""
     cookie: int = DEFAULT_COOKIE
     """OpenFlow cookie of every rule the app installs."""
     log_level: str = "INFO"
@@ -66,6 +84,13 @@ class ControllerConfig:
             problems.append(f"paths_k must be >= 1, got {self.paths_k}")
         if self.path_method not in ("hops", "invcap", "disjoint"):
             problems.append(f"path_method must be hops, invcap or disjoint, got {self.path_method!r}")
+        if self.mode not in ("shadow", "active"):
+            problems.append(f"mode must be shadow or active, got {self.mode!r}")
+        for name in ("budget_ms", "drift_factor"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.mlu_margin < 0 or self.recover_after < 1:
+            problems.append("mlu_margin must be >= 0 and recover_after >= 1")
         if self.link_timeout_s <= self.lldp_interval_s:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:

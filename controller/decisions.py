@@ -123,6 +123,7 @@ class DecisionRecord:
     predicted_mlu: dict[str, float | None]
     decision_ms: dict[str, float | None]
     differ: bool | None
+    transition: str | None = None
     measured_mlu: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -206,13 +207,14 @@ class DecisionLoop:
         fallback_ms = (time.perf_counter() - started) * 1000
         matrix = state.last_matrix
         predicted = {"fallback": self._predict(state, fallback, matrix), "agent": None}
-        agent_decision, agent_ms, reasons = None, None, []
+        agent_decision, agent_ms, reasons, transition = None, None, [], None
         if self.agent is not None:
             agent_decision, agent_ms, reasons = self._run_agent(state, now)
             if agent_decision is not None:
                 predicted["agent"] = self._predict(state, agent_decision, matrix)
                 reasons += self._judge(state, agent_decision, predicted)
-            self._transition(self.health.update(reasons))
+            transition = self.health.update(reasons)
+            self._log_transition(transition)
         use_agent = (self.mode is Mode.ACTIVE and agent_decision is not None
                      and self.health.trusted)
         self.source = "agent" if use_agent else "fallback"
@@ -223,7 +225,8 @@ class DecisionLoop:
             reasons=reasons, predicted_mlu=predicted,
             decision_ms={"fallback": fallback_ms, "agent": agent_ms},
             differ=(None if agent_decision is None
-                    else not np.allclose(agent_decision.weights, fallback.weights, atol=1e-3)))
+                    else not np.allclose(agent_decision.weights, fallback.weights, atol=1e-3)),
+            transition=transition)
         self.log.append(record)
         return (agent_decision if use_agent else fallback), record
 
@@ -276,7 +279,7 @@ class DecisionLoop:
                            f"{fallback_mlu:.3f} by more than {self.config.mlu_margin:.0%}")
         return reasons
 
-    def _transition(self, change: str | None) -> None:
+    def _log_transition(self, change: str | None) -> None:
         if change == "untrusted":
             LOG.warning("agent %s untrusted, fallback takes over: %s", self.model_id,
                         "; ".join(self.health.reasons))

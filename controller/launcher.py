@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from controller.config import ControllerConfig
 
@@ -31,13 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--capacity-scale", type=float, dest="capacity_scale",
                         help="divide the topology file's capacities by this (Mininet --scale)")
     parser.add_argument("--paths-k", type=int, dest="paths_k", help="candidate paths per OD pair")
+    parser.add_argument("--model", help="agent model file, or 'default' for the shipped model")
+    parser.add_argument("--mode", choices=["shadow", "active"], help="start mode (default shadow)")
+    parser.add_argument("--api-token", dest="api_token",
+                        help="bearer token for REST changes (default: $RYUTE_API_TOKEN)")
+    parser.add_argument("--decision-log", dest="decision_log",
+                        help="append every decision to this JSON-lines file")
+    parser.add_argument("--budget-ms", type=float, dest="budget_ms",
+                        help="agent decision time budget in ms (default 50)")
     parser.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
-        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k")}
+        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
+        "api_token", "decision_log", "budget_ms")}
+    overrides["api_token"] = overrides["api_token"] or os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
 
 
@@ -46,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if config.topology:
         from topologies.catalog import load_topology
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
+    if config.model and not config.topology:
+        raise ValueError("--model needs --topology: a model is trained for one network")
     serve(config)
     return 0
 

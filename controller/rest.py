@@ -1,26 +1,90 @@
 """The REST API: a small WSGI application served by os-ken's eventlet hub inside the app.
 
-Routes map (method, path) to functions of the app's read-only view; every answer is JSON,
-every error a JSON object ``{"error": "..."}`` with a 4xx/5xx status. A failing handler
-answers 500 and is logged; it never reaches the controller.
+Routes map (path, method) to handlers that take a :class:`Request` and return a JSON-able
+value, or a :class:`Response` for other content (Prometheus text). Every error is a JSON object
+``{"error": "..."}`` with a 4xx/5xx status that says what is wrong; a failing handler answers
+500 and is logged. Nothing a client sends can reach the controller as an exception.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
 LOG = logging.getLogger(__name__)
 
-Handler = Callable[[], Any]
+MAX_BODY_BYTES = 64 * 1024
 
 
 class HttpError(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Response:
+    body: bytes
+    content_type: str = "application/json"
+    status: HTTPStatus = HTTPStatus.OK
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json_object(self, allowed: Iterable[str], required: Iterable[str] = ()) -> dict:
+        """The body as a JSON object with only ``allowed`` keys and all ``required`` ones."""
+        try:
+            data = json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"unknown field(s): {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(allowed))}")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"missing field(s): {', '.join(missing)}")
+        return data
+
+    def int_query(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {raw!r}") \
+                from None
+        if not low <= value <= high:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be in {low}..{high}, got {value}")
+        return value
+
+
+Handler = Callable[[Request], Any]
+
+
+def require_token(request: Request, token: str | None) -> None:
+    """Bearer authentication, when a token is configured (constant-time comparison)."""
+    if token is None:
+        return
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "this change needs 'Authorization: Bearer TOKEN'")
+    if not hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode()):
+        raise HttpError(HTTPStatus.FORBIDDEN, "wrong token")
 
 
 class RestApi:
@@ -33,18 +97,18 @@ class RestApi:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         try:
-            status, body = HTTPStatus.OK, self._dispatch(method, path)
+            response = self._dispatch(method, path, environ)
         except HttpError as error:
-            status, body = error.status, {"error": str(error)}
+            response = _json(error.status, {"error": str(error)})
         except Exception:
             LOG.exception("REST handler for %s %s failed", method, path)
-            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
-        payload = json.dumps(body, indent=1, sort_keys=True).encode() + b"\n"
-        start_response(f"{status.value} {status.phrase}", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        return [payload]
+            response = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+        start_response(f"{response.status.value} {response.status.phrase}", [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body)))])
+        return [response.body]
 
-    def _dispatch(self, method: str, path: str) -> Any:
+    def _dispatch(self, method: str, path: str, environ: dict) -> Response:
         methods = self.routes.get(path)
         if methods is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
@@ -53,4 +117,25 @@ class RestApi:
             allowed = ", ".join(sorted(methods))
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED,
                             f"{method} not allowed on {path} (allowed: {allowed})")
-        return handler()
+        result = handler(_request(method, path, environ))
+        return result if isinstance(result, Response) else _json(HTTPStatus.OK, result)
+
+
+def _json(status: HTTPStatus, body: Any) -> Response:
+    return Response(json.dumps(body, indent=1, sort_keys=True).encode() + b"\n", status=status)
+
+
+def _request(method: str, path: str, environ: dict) -> Request:
+    query = {key: values[-1] for key, values in
+             parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_")}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+    if length > MAX_BODY_BYTES:
+        raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"body of {length} bytes; at most {MAX_BODY_BYTES}")
+    body = environ["wsgi.input"].read(length) if length else b""
+    return Request(method, path, query, headers, body)
