@@ -11,14 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from agents import evaluate
-from controller import demo, launcher, logs
+from controller import client, demo, launcher, logs
+from controller.cli_errors import CliError
 from topologies import cli as topology_cli
 
-AREAS = [topology_cli, evaluate, launcher, demo]
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
+AREAS = [topology_cli, evaluate, launcher, client, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

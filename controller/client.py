@@ -1,0 +1,213 @@
+"""Operator commands against a running controller's REST API, and the shadow-run report.
+
+``ryute status``, ``ryute mode shadow|active``, ``ryute decisions`` talk HTTP to ``--url``
+(default ``$RYUTE_URL`` or http://127.0.0.1:8080) with ``--token`` (default ``$RYUTE_API_TOKEN``);
+human-readable output by default, ``--json`` for scripts. ``ryute shadow-report FILE`` reads a
+decision log (JSON lines) and says what activating the agent would have changed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from controller.cli_errors import CliError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("RYUTE_URL", DEFAULT_URL),
+                        help=f"controller REST API (default $RYUTE_URL or {DEFAULT_URL})")
+    common.add_argument("--token", default=os.environ.get("RYUTE_API_TOKEN"),
+                        help="bearer token (default $RYUTE_API_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    status = subparsers.add_parser("status", parents=[common], help="what the controller is doing")
+    status.set_defaults(func=run_status)
+    mode = subparsers.add_parser("mode", parents=[common], help="switch between shadow and active")
+    mode.add_argument("mode", choices=["shadow", "active"])
+    mode.set_defaults(func=run_mode)
+    decisions = subparsers.add_parser("decisions", parents=[common], help="the latest decisions")
+    decisions.add_argument("--limit", type=int, default=10, help="how many (default 10)")
+    decisions.set_defaults(func=run_decisions)
+    report = subparsers.add_parser(
+        "shadow-report", help="summarize a decision log: what activating the agent would change")
+    report.add_argument("log", type=Path, help="decision log (JSON lines, --decision-log)")
+    report.add_argument("--plot", type=Path, help="write a PNG of predicted and measured MLU")
+    report.add_argument("--json", action="store_true", help="print the summary as JSON")
+    report.set_defaults(func=run_shadow_report)
+
+
+def request(url: str, path: str, method: str = "GET", body: Any = None,
+            token: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read()).get("error", error.reason)
+        except ValueError:
+            message = error.reason
+        raise CliError(f"{error.code} from {url}{path}: {message}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise CliError(f"cannot reach the controller at {url}: {getattr(error, 'reason', error)}") \
+            from None
+
+
+def _show(args: argparse.Namespace, document: Any, text: str) -> int:
+    print(json.dumps(document, indent=1) if args.json else text)
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    s = request(args.url, "/te/v1/status", token=args.token)
+    health = s["health"]
+    trust = "trusted" if health["trusted"] else "untrusted: " + "; ".join(health["reasons"])
+    mlu = f"{s['mlu']:.3f}" if s.get("mlu") is not None else "-"
+    text = (f"mode        {s['mode']} (installed: {s['source']})\n"
+            f"model       {s['model'] or 'none'} ({trust})\n"
+            f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
+            f"(topology {s['topology'] or 'discovered'}, version {s['topology_version']})\n"
+            f"MLU         {mlu}")
+    return _show(args, s, text)
+
+
+def run_mode(args: argparse.Namespace) -> int:
+    answer = request(args.url, "/te/v1/mode", "PUT", {"mode": args.mode}, args.token)
+    return _show(args, answer, f"mode {answer['mode']} (installed now: {answer['source']})")
+
+
+def run_decisions(args: argparse.Namespace) -> int:
+    answer = request(args.url, f"/te/v1/decisions?limit={args.limit}", token=args.token)
+    lines = [f"{'seq':>6} {'mode':6} {'source':8} {'fallback':>8} {'agent':>8} {'measured':>8}  "
+             "reasons"]
+    for d in answer["decisions"]:
+        predicted = d["predicted_mlu"]
+        lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:8} {_num(predicted['fallback'])}"
+                     f" {_num(predicted['agent'])} {_num(d['measured_mlu'])}  "
+                     f"{'; '.join(d['reasons'])}")
+    return _show(args, answer, "\n".join(lines))
+
+
+def _num(value: float | None) -> str:
+    return f"{value:>8.3f}" if value is not None else f"{'-':>8}"
+
+
+# -- shadow report ---------------------------------------------------------------------------
+def read_log(path: Path) -> list[dict[str, Any]]:
+    records = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise CliError(f"{path}: cannot read: {error}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            record["predicted_mlu"]["fallback"]  # noqa: B018 - the fields every record has
+        except (ValueError, KeyError, TypeError):
+            raise CliError(f"{path}:{number}: not a decision record") from None
+        records.append(record)
+    if not records:
+        raise CliError(f"{path}: no decisions")
+    return records
+
+
+def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the agent would have changed, judged on the same measured matrices."""
+    both = [r for r in records if r["predicted_mlu"].get("agent") is not None
+            and r["predicted_mlu"].get("fallback") is not None]
+    fallback = [r["predicted_mlu"]["fallback"] for r in both]
+    agent = [r["predicted_mlu"]["agent"] for r in both]
+    measured = [r["measured_mlu"] for r in records if r.get("measured_mlu") is not None]
+    better = [a < f * (1 - 1e-9) for a, f in zip(agent, fallback)]
+    return {
+        "decisions": len(records),
+        "with_agent": len(both),
+        "differed": sum(1 for r in both if r.get("differ")),
+        "agent_trusted": sum(1 for r in records if r.get("trusted")),
+        "agent_better": sum(better),
+        "predicted_mlu_mean": {"fallback": _mean(fallback), "agent": _mean(agent)},
+        "predicted_mlu_max": {"fallback": max(fallback, default=None),
+                              "agent": max(agent, default=None)},
+        "measured_mlu_mean": _mean(measured),
+        "would_change_mean_mlu_by": (_mean(agent) / _mean(fallback) - 1) if both and _mean(
+            fallback) else None,
+        "unhealthy_reasons": _reason_counts(records),
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _reason_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        for reason in record.get("reasons", []):
+            key = reason.split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def run_shadow_report(args: argparse.Namespace) -> int:
+    records = read_log(args.log)
+    summary = shadow_summary(records)
+    if args.plot:
+        plot_shadow(records, args.plot)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    mean, peak = summary["predicted_mlu_mean"], summary["predicted_mlu_max"]
+    change = summary["would_change_mean_mlu_by"]
+    lines = [
+        f"{summary['decisions']} decisions, {summary['with_agent']} with an agent decision; "
+        f"they differed {summary['differed']} times; agent trusted in "
+        f"{summary['agent_trusted']}.",
+        f"{'':22}{'fallback':>10}{'agent':>10}",
+        f"{'predicted MLU, mean':22}{_num(mean['fallback']):>10}{_num(mean['agent']):>10}",
+        f"{'predicted MLU, max':22}{_num(peak['fallback']):>10}{_num(peak['agent']):>10}",
+        f"measured MLU (installed decisions), mean: {_num(summary['measured_mlu_mean']).strip()}",
+        "activating the agent would have changed the mean predicted MLU by "
+        + (f"{change:+.1%}" if change is not None and math.isfinite(change) else "-")
+        + f" (better in {summary['agent_better']} of {summary['with_agent']} intervals)",
+    ]
+    if summary["unhealthy_reasons"]:
+        lines.append("unhealthy: " + ", ".join(f"{k} ({v})"
+                                               for k, v in summary["unhealthy_reasons"].items()))
+    if args.plot:
+        lines.append(f"plot written to {args.plot}")
+    print("\n".join(lines))
+    return 0
+
+
+def plot_shadow(records: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seq = [r["seq"] for r in records]
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for key, label in (("fallback", "fallback, predicted"), ("agent", "agent, predicted")):
+        axes.plot(seq, [r["predicted_mlu"].get(key) or math.nan for r in records], label=label)
+    axes.plot(seq, [r.get("measured_mlu") or math.nan for r in records], "k.", label="measured")
+    axes.set_xlabel("decision")
+    axes.set_ylabel("MLU")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

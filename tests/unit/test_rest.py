@@ -1,0 +1,114 @@
+"""The REST API of the real app over real HTTP, without switches; and the operator CLI."""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+
+from controller.app import RyuteApp
+from controller.cli import main
+from controller.config import ControllerConfig
+from controller.rest import RestApi
+
+TOKEN = "s3cret"
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def api():
+    app = RyuteApp(ryute_config=ControllerConfig(topology="abilene", api_token=TOKEN))
+    app._decide_and_install = lambda: None  # no switches here: nothing to install
+    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def call(url, path, method="GET", body=None, token=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url + path, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_read_endpoints_answer_json(api):
+    app, url = api
+    for path in ("/te/v1/status", "/te/v1/mode", "/te/v1/topology", "/te/v1/paths",
+                 "/te/v1/hosts", "/te/v1/traffic", "/te/v1/decisions?limit=5"):
+        status, body = call(url, path)
+        assert status == 200, path
+        json.loads(body)
+    status = json.loads(call(url, "/te/v1/status")[1])
+    assert status["mode"] == "shadow" and status["source"] == "fallback"
+    assert status["health"]["reasons"] == ["no model loaded"]
+    paths = json.loads(call(url, "/te/v1/paths")[1])
+    assert len(paths["od_pairs"]) == 132 and paths["od_pairs"][0]["paths"][0]["label"] == 16
+
+
+def test_metrics_are_prometheus_text(api):
+    _, url = api
+    status, body = call(url, "/metrics")
+    text = body.decode()
+    assert status == 200
+    for name in ("ryute_mlu", "ryute_decisions_total", "ryute_decision_latency_seconds_bucket",
+                 "ryute_agent_inference_seconds_count", "ryute_health_transitions_total"):
+        assert name in text or name.replace("_total", "") in text, name
+
+
+@pytest.mark.parametrize("path, method, body, token, status, message", [
+    ("/te/v1/mode", "PUT", {"mode": "active"}, None, 401, "Authorization: Bearer"),
+    ("/te/v1/mode", "PUT", {"mode": "active"}, "wrong", 403, "wrong token"),
+    ("/te/v1/mode", "PUT", {"mode": "fast"}, TOKEN, 422, "got 'fast'"),
+    ("/te/v1/mode", "PUT", {"mode": "active", "x": 1}, TOKEN, 400, "unknown field(s): x"),
+    ("/te/v1/mode", "PUT", {}, TOKEN, 400, "missing field(s): mode"),
+    ("/te/v1/mode", "PUT", b"{not json", TOKEN, 400, "not valid JSON"),
+    ("/te/v1/mode", "PUT", [1, 2], TOKEN, 400, "must be a JSON object"),
+    ("/te/v1/mode", "DELETE", None, TOKEN, 405, "allowed: GET, PUT"),
+    ("/te/v1/nothing", "GET", None, None, 404, "no such resource"),
+    ("/te/v1/decisions?limit=zero", "GET", None, None, 400, "limit must be an integer"),
+    ("/te/v1/model", "PUT", {"path": "/nonexistent.zip"}, TOKEN, 422, "keeps running"),
+])
+def test_bad_requests_get_a_clear_4xx(api, path, method, body, token, status, message):
+    _, url = api
+    raw = body if isinstance(body, bytes) else None
+    code, answer = call(url, path, method, None if raw else body, token, raw=raw)
+    assert code == status
+    assert message in json.loads(answer)["error"]
+
+
+def test_mode_changes_with_the_token_and_nothing_else_changes(api):
+    app, url = api
+    before = call(url, "/te/v1/topology")[1]
+    code, answer = call(url, "/te/v1/mode", "PUT", {"mode": "active"}, TOKEN)
+    assert code == 200 and json.loads(answer)["mode"] == "active"
+    assert app.loop.mode.value == "active"
+    assert call(url, "/te/v1/topology")[1] == before
+    call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
+
+
+def test_cli_talks_to_the_api(api, capsys):
+    _, url = api
+    assert main(["status", "--url", url]) == 0
+    assert "mode        shadow" in capsys.readouterr().out
+    assert main(["mode", "active", "--url", url, "--token", TOKEN, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "active"
+    assert main(["mode", "shadow", "--url", url]) == 2  # no token
+    assert "401" in capsys.readouterr().err
+    assert main(["mode", "shadow", "--url", url, "--token", TOKEN]) == 0
+    assert main(["decisions", "--url", url, "--limit", "3"]) == 0
+    assert main(["status", "--url", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the controller" in capsys.readouterr().err
