@@ -33,7 +33,7 @@ from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from agents.baselines import ShortestPathPolicy
-from controller import openflow, pipeline
+from controller import faults, openflow, pipeline
 from controller.config import ControllerConfig
 from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Outcome
 from controller.discovery import Link, LinkDiscovery
@@ -195,6 +195,7 @@ class RyuteApp(app_manager.OSKenApp):
             raise ValueError("no topology yet: a model needs the network it was trained for")
         agent = load_agent(spec, state.path_set, self.config.topology or "")
         model_id = agent.metadata.get("id", str(spec))
+        agent = faults.wrap_if_enabled(agent)
         self.loop.set_agent(agent, model_id)
         self.model_spec = spec
         LOG.info("model %s loaded (mode %s)", model_id, self.loop.mode.value)

@@ -159,3 +159,28 @@ def test_log_is_bounded_and_appends_json_lines_with_measured_mlu(path_set, tmp_p
     assert [line["seq"] for line in lines] == [1, 2, 3, 4, 5]
     assert [line["measured_mlu"] for line in lines] == [0.5, 1.5, 2.5, 3.5, 4.5]
     assert set(lines[0]["predicted_mlu"]) == {"fallback", "agent"}
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("raise", "injected fault"), ("sleep", "budget"), ("nan", "malformed decision"),
+    ("down_link", "malformed decision"), ("drift", "input drift"),
+])
+def test_injected_faults_are_caught_by_the_health_checks(path_set, tmp_path, fault, reason):
+    from controller.faults import FaultInjector
+
+    control = tmp_path / "faults.json"
+    agent = FaultInjector(Agent(reference=100 * 132), control)
+    loop = loop_with(path_set, agent)
+    down = {("ATLAng", "HSTNng"), ("HSTNng", "ATLAng")}
+    state = make_state(path_set, down=down)
+    for _ in range(3):
+        loop.decide(state, NOW)
+    assert loop.source == "agent"
+    control.write_text(json.dumps({"fault": fault, "seconds": 0.3}))
+    decision, record = loop.decide(state, NOW)
+    assert record.source == "fallback" and any(reason in r for r in record.reasons), record
+    assert not decision.validate(down)
+    control.write_text("{}")
+    if fault == "sleep":
+        time.sleep(0.4)
+    assert [loop.decide(state, NOW)[1].source for _ in range(3)][-1] == "agent"
