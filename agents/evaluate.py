@@ -179,8 +179,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--traffic", required=True,
                         help="a .tm.npz series, or 'synthetic' (the project's generator)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                        help=f"comma-separated, from {','.join(BASELINES)} "
+                        help=f"comma-separated, from {','.join(BASELINES)},agent "
                              f"(default {','.join(DEFAULT_METHODS)})")
+    parser.add_argument("--model", default="default",
+                        help="model file of the agent, or 'default' (the shipped model of the "
+                             "topology)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="fine-tune the agent in operation, on matrices before each "
+                             "decision only")
     parser.add_argument("--paths-k", type=int, default=4, help="candidate paths per OD pair")
     parser.add_argument("--path-method", default="hops", choices=PATH_METHODS,
                         help="how candidate paths are chosen (default hops)")
@@ -214,13 +220,19 @@ def run(args: argparse.Namespace) -> int:
 
     graph = load_topology(args.topology)
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
-    unknown = sorted(set(methods) - set(BASELINES))
+    unknown = sorted(set(methods) - set(BASELINES) - {"agent"})
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
-                         f"choose from {', '.join(BASELINES)}")
+                         f"choose from {', '.join(BASELINES)}, agent")
     series = load_series(args.traffic, graph, args.steps, args.seed)
     path_set = PathSet.from_graph(graph, k=args.paths_k, method=args.path_method)
-    policies = {name: make_policy(name, path_set) for name in methods}
+    policies = {name: make_policy(name, path_set) for name in methods if name != "agent"}
+    if "agent" in methods:
+        from agents.model_file import make_agent_policy  # torch only when the agent is asked
+
+        policies["agent"] = make_agent_policy(path_set, graph, args.model, args.topology,
+                                              adapt=args.adapt)
+        policies = {name: policies[name] for name in methods}
     intervals = select_intervals(series, args.last)
 
     started = time.perf_counter()

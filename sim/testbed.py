@@ -15,14 +15,17 @@ import codecs
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +71,18 @@ def check_environment() -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _pid_cmdline(pid: int) -> str:
@@ -125,6 +133,8 @@ def reap_dead_runs(run_dir: Path = DEFAULT_RUN_DIR) -> list[str]:
             _terminate(record["controller_pid"], "controller")
         for pid in record.get("host_pids", []):
             _terminate(pid, "mininet:")
+        for pid, name_hint in record.get("processes", []):
+            _terminate(pid, name_hint)
         _delete_bridges(set(record.get("bridges", [])))
         _delete_interfaces(record.get("interfaces", []))
         record_file.unlink(missing_ok=True)
@@ -137,7 +147,9 @@ class Testbed:
     """Controller process + Mininet network of a catalog topology. Use as a context manager.
 
     ``topology`` is a catalog spec ("abilene", "fat-tree:k=4") or a topology file; the
-    controller loads the same spec, so both sides agree on names and datapath ids.
+    controller loads the same spec, so both sides agree on names and datapath ids, unless
+    ``controller_topology`` tells it another one (a network that disagrees with the
+    controller's topology file, on purpose).
     """
 
     topology: str
@@ -150,17 +162,26 @@ class Testbed:
     run_dir: Path = DEFAULT_RUN_DIR
     ofp_port: int = field(default_factory=free_port)
     rest_port: int = field(default_factory=free_port)
+    controller_topology: str | None = None
+    switch_prefix: str = "s"
+    """Bridge names are prefix + dpid; another prefix lets two testbeds share one OVS."""
+    host_prefix: str = "h"
     __test__ = False  # not a pytest test class, despite the name
     net: Any = field(default=None, init=False)
     owns_bridges: bool = field(default=False, init=False)
     controller: subprocess.Popen | None = field(default=None, init=False)
+    restarts: int = field(default=0, init=False)
+    processes: list = field(default_factory=list, init=False)
+    """Commands started on hosts with ``popen`` (ended by ``stop`` if still running)."""
 
     def __post_init__(self) -> None:
         self.graph = load_topology(self.topology)
         self.topo = RyuteTopo(self.graph, hosts_per_switch=self.hosts_per_switch,
-                              scale=self.scale)
+                              scale=self.scale, switch_prefix=self.switch_prefix,
+                              host_prefix=self.host_prefix)
         self.name = f"{os.getpid()}-{self.ofp_port}"
         self.controller_log = Path(self.log_dir) / f"controller-{self.name}.log"
+        self._record_extra: dict[str, Any] = {}
 
     @property
     def rest_url(self) -> str:
@@ -197,6 +218,14 @@ class Testbed:
 
     def stop(self) -> None:
         """Tear down everything this testbed started; safe to call twice or after a failure."""
+        for process in self.processes:
+            if process.poll() is None:
+                _terminate(process.pid, _name_hint(process))
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    LOG.warning("process %d did not end", process.pid)
+        self.processes = []
         if self.net is not None:
             interfaces = self._switch_interfaces()
             try:
@@ -208,11 +237,26 @@ class Testbed:
         if self.owns_bridges:
             _delete_bridges(self.bridges)
             self.owns_bridges = False
+        self._stop_controller()
+        self._record_file.unlink(missing_ok=True)
+
+    def restart_controller(self, *, timeout_s: float = 30.0) -> None:
+        """End the controller with SIGTERM and start a new one on the same ports.
+
+        The switches keep their rules meanwhile (fail-mode secure) and reconnect by themselves;
+        the new controller logs to a new file (``controller_log`` then names it). Returns once
+        the new REST API answers; reconciliation follows (see the controller's log and status).
+        """
+        self._stop_controller()
+        self.restarts += 1
+        self.controller_log = Path(self.log_dir) / f"controller-{self.name}-r{self.restarts}.log"
+        self._start_controller(timeout_s=timeout_s)
+
+    def _stop_controller(self) -> None:
         if self.controller is not None:
             _terminate(self.controller.pid, "controller")
             self.controller.wait(timeout=10)
             self.controller = None
-        self._record_file.unlink(missing_ok=True)
 
     # -- parts -----------------------------------------------------------------------------
     @property
@@ -220,15 +264,20 @@ class Testbed:
         return Path(self.run_dir) / f"{self.name}.json"
 
     def _write_record(self, **extra: Any) -> None:
+        self._record_extra.update(extra)
         record = {"owner_pid": os.getpid(), "bridges": sorted(self.bridges),
                   # read back by reap_dead_runs() after this process died
-                  "controller_pid": self.controller.pid if self.controller else None, **extra}
+                  "controller_pid": self.controller.pid if self.controller else None,
+                  "processes": [[process.pid, _name_hint(process)]
+                                for process in self.processes if process.poll() is None],
+                  **self._record_extra}
         self._record_file.write_text(json.dumps(record))
 
-    def _start_controller(self) -> None:
+    def _start_controller(self, timeout_s: float = 30.0) -> None:
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "controller.cli", "controller",
-                   "--topology", self.topology, "--ofp-host", "127.0.0.1",
+                   "--topology", self.controller_topology or self.topology,
+                   "--ofp-host", "127.0.0.1",
                    "--ofp-port", str(self.ofp_port), "--rest-port", str(self.rest_port),
                    "--poll-interval", str(self.poll_interval_s),
                    "--capacity-scale", str(self.scale), *self.controller_args]
@@ -236,7 +285,7 @@ class Testbed:
             self.controller = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                cwd=PROJECT_DIR)
         self._write_record()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.controller.poll() is not None:
                 raise TestbedError(f"controller exited with code {self.controller.returncode}; "
@@ -307,3 +356,219 @@ class Testbed:
     def dump_flows(self, switch: str) -> str:
         return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch],
                               capture_output=True, text=True, check=True).stdout
+
+    def dump_groups(self, switch: str) -> dict[int, GroupEntry]:
+        """The groups of one switch, read back with ``ovs-ofctl dump-groups``."""
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", switch],
+                             capture_output=True, text=True, check=True).stdout
+        return parse_groups(out)
+
+    def own_flows(self, switch: str, cookie: int) -> dict[tuple, str]:
+        """``{(table, priority, match): actions}`` of one switch's rules with ``cookie``; a
+        rule with another cookie appears under the key ``("other", line)``, so that anything
+        not ours is visible too."""
+        return parse_flows(self.dump_flows(switch), cookie)
+
+    # -- traffic on hosts --------------------------------------------------------------------
+    def popen(self, host: str, args: list[str], **kwargs: Any) -> subprocess.Popen:
+        """Start a command on a Mininet host; ``stop`` ends it if it still runs.
+
+        Its output goes to a temporary file (``process.output()`` reads it once it ended),
+        never to a pipe nobody reads: a chatty command (``ping -i 0.01``) would block on a
+        full pipe and stop sending.
+        """
+        output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed with the process)
+        kwargs = {"stdout": output, "stderr": subprocess.STDOUT, "text": True, **kwargs}
+        process = self.net.get(host).popen(list(args), **kwargs)
+        process.output = partial(_read_output, process, output)
+        self.processes.append(process)
+        self._write_record()
+        return process
+
+    def host_ip(self, host: str) -> str:
+        return self.net.get(host).IP()
+
+    def ping(self, src: str, dst: str, count: int, interval_s: float = 0.01,
+             wait_s: float = 1.0) -> PingRun:
+        """Start ``ping`` from host ``src`` to host ``dst``: ``count`` echo requests, one every
+        ``interval_s``; ``.result()`` waits for it and says which were answered."""
+        args = ["ping", "-n", "-D", "-c", str(count), "-i", f"{interval_s:g}",
+                "-W", f"{wait_s:g}", self.host_ip(dst)]
+        return PingRun(self.popen(src, args), count, interval_s)
+
+    def iperf3(self, client: str, server: str, seconds: float = 3.0, *,
+               udp_mbps: float | None = None, length: int | None = None, port: int = 5201,
+               omit_s: int = 0, start_only: bool = False) -> Iperf3Run:
+        """An iperf3 test from ``client`` to ``server`` (TCP, or UDP at ``udp_mbps``).
+
+        Starts a one-off server on ``server`` and the client once the server listens; the
+        returned run's ``.result()`` waits and gives iperf3's JSON (the client's, which
+        includes the receiver's totals).
+        """
+        server_run = self.popen(server, ["iperf3", "-s", "-1", "-p", str(port), "-J"])
+        host = self.net.get(server)
+        deadline = time.monotonic() + 10
+        while f":{port}" not in host.cmd(f"ss -ltnH 'sport = :{port}'"):
+            if time.monotonic() > deadline or server_run.poll() is not None:
+                raise TestbedError(f"iperf3 server on {server} did not start")
+            time.sleep(0.05)
+        args = ["iperf3", "-c", self.host_ip(server), "-p", str(port), "-J",
+                "-t", f"{seconds:g}"]
+        if omit_s:
+            args += ["-O", str(omit_s)]
+        if udp_mbps is not None:
+            args += ["-u", "-b", f"{udp_mbps:g}M"]
+        if length is not None:
+            args += ["-l", str(length)]
+        return Iperf3Run(self.popen(client, args), server_run, seconds + omit_s)
+
+
+def _read_output(process: subprocess.Popen, output, timeout_s: float | None = None) -> str:
+    """Wait for ``process`` and return what it printed."""
+    process.wait(timeout=timeout_s)
+    output.seek(0)
+    return output.read()
+
+
+def _name_hint(process: subprocess.Popen) -> str:
+    args = process.args if isinstance(process.args, list) else str(process.args).split()
+    # mnexec -da PID command...: the command is what the pid runs after exec
+    return next((str(arg) for arg in args if "mnexec" not in str(arg)
+                 and not str(arg).startswith("-") and not str(arg).isdigit()), "")
+
+
+# -- reading back what the switches hold --------------------------------------------------
+@dataclass(frozen=True)
+class GroupEntry:
+    """One group as ``ovs-ofctl dump-groups`` shows it; buckets are (label, weight, port)."""
+
+    group_id: int
+    type: str
+    buckets: tuple[tuple[int | None, int, int | None], ...]
+
+    def weights(self) -> dict[int | None, int]:
+        """MPLS label -> bucket weight."""
+        return {label: weight for label, weight, _ in self.buckets}
+
+
+_GROUP = re.compile(r"group_id=(\d+),type=(\w+)")
+_WEIGHT = re.compile(r"weight:(\d+)")
+_LABEL = re.compile(r"set_field:(\d+)->mpls_label")
+_OUTPUT = re.compile(r"output:(\d+)")
+
+
+def parse_groups(text: str) -> dict[int, GroupEntry]:
+    groups = {}
+    for line in text.splitlines():
+        head = _GROUP.search(line)
+        if head is None:
+            continue
+        buckets = []
+        for part in line.split("bucket=")[1:]:
+            weight, label, output = (_WEIGHT.search(part), _LABEL.search(part),
+                                     _OUTPUT.search(part))
+            buckets.append((int(label.group(1)) if label else None,
+                            int(weight.group(1)) if weight else 1,
+                            int(output.group(1)) if output else None))
+        group_id = int(head.group(1))
+        groups[group_id] = GroupEntry(group_id, head.group(2), tuple(buckets))
+    return groups
+
+
+_STATS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age|reset_counts)=[^ ,]*,? ?")
+
+
+def parse_flows(text: str, cookie: int) -> dict[tuple, str]:
+    flows: dict[tuple, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("cookie="):
+            continue
+        fields, _, actions = line.partition(" actions=")
+        fields = _STATS.sub("", fields)
+        parts = dict(part.split("=", 1) for part in fields.replace(", ", ",").split(",")
+                     if part.startswith(("cookie=", "table=", "priority=")))
+        match = ",".join(part for part in fields.replace(", ", ",").split(",")
+                         if not part.startswith(("cookie=", "table=", "priority=")))
+        if int(parts.get("cookie", "0"), 16) != cookie:
+            flows["other", line] = actions
+            continue
+        key = (int(parts.get("table", 0)), int(parts.get("priority", 32768)), match)
+        if key in flows:  # the switch holds two rules with one key: impossible in OpenFlow
+            flows["duplicate", line] = actions
+        flows[key] = actions
+    return flows
+
+
+# -- traffic results ------------------------------------------------------------------------
+@dataclass
+class PingResult:
+    count: int
+    interval_s: float
+    replies: dict[int, float]  # icmp_seq -> time the reply was printed (s, wall clock)
+    output: str
+
+    @property
+    def received(self) -> int:
+        return len(self.replies)
+
+    @property
+    def lost(self) -> list[int]:
+        return [seq for seq in range(1, self.count + 1) if seq not in self.replies]
+
+    @property
+    def longest_loss_run(self) -> int:
+        """The most consecutive echo requests without a reply."""
+        longest = run = 0
+        for seq in range(1, self.count + 1):
+            run = run + 1 if seq not in self.replies else 0
+            longest = max(longest, run)
+        return longest
+
+    @property
+    def outage_ms(self) -> float:
+        """Lost echo requests times the interval."""
+        return len(self.lost) * self.interval_s * 1000
+
+    @property
+    def longest_gap_ms(self) -> float:
+        """Longest time between two consecutive replies, minus one interval (0: none lost)."""
+        times = [self.replies[seq] for seq in sorted(self.replies)]
+        gaps = [b - a for a, b in pairwise(times)]
+        return max(0.0, (max(gaps, default=0.0) - self.interval_s) * 1000)
+
+
+_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", re.MULTILINE)
+
+
+class PingRun:
+    def __init__(self, process: subprocess.Popen, count: int, interval_s: float) -> None:
+        self.process, self.count, self.interval_s = process, count, interval_s
+
+    def result(self, timeout_s: float | None = None) -> PingResult:
+        timeout_s = timeout_s if timeout_s is not None else self.count * self.interval_s * 3 + 30
+        out = self.process.output(timeout_s)
+        replies = {int(seq): float(at) for at, seq in _REPLY.findall(out)}
+        return PingResult(self.count, self.interval_s, replies, out)
+
+
+class Iperf3Run:
+    def __init__(self, client: subprocess.Popen, server: subprocess.Popen,
+                 seconds: float) -> None:
+        self.client, self.server, self.seconds = client, server, seconds
+
+    def result(self, timeout_s: float | None = None) -> dict[str, Any]:
+        timeout_s = timeout_s if timeout_s is not None else self.seconds * 3 + 30
+        out = self.client.output(timeout_s)
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        try:
+            document = json.loads(out)
+        except json.JSONDecodeError as error:
+            raise TestbedError(f"iperf3 gave no JSON ({error}): {out[-1000:]}") from None
+        if "error" in document:
+            raise TestbedError(f"iperf3: {document['error']}")
+        return document
