@@ -1,0 +1,177 @@
+"""The RL agent at decision time: a small torch network that maps recent traffic to path weights.
+
+The contract with the world is :class:`sim.envs.encoding.Encoding`, the very object the gymnasium
+environment uses: the agent builds its observation with ``Encoding.observe_state`` and decodes its
+action with ``Encoding.decision``, so a decision scored in simulation is the decision the controller
+installs. Plain torch and numpy: no gymnasium or stable-baselines3 import at decision time.
+
+The network (:class:`SplitNet`) reads the scale-free part of the observation (the last H matrices,
+each divided by its own total), the log of their totals and the link-up mask, and emits one action in
+``(-1, 1)`` per candidate path (``tanh``): the environment's action, whose ``logit_scale`` multiple
+is a logit of a softmax per OD pair over the live candidates. It ignores the link utilizations on
+purpose: they are a function of the agent's own previous routing of the newest matrix, which it
+already sees, and leaving them out removes a feedback loop between training and serving.
+
+:func:`decode_torch` and :class:`FluidLoss` are the differentiable twins of ``Encoding.weights`` and
+``sim.loads.mlu`` (same incidence matrix, same softmax) used to train by direct gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sim.decision import Decision
+from sim.envs.encoding import Encoding
+from sim.paths import Link, PathSet
+from sim.policy import check_path_set
+from sim.state import NetworkState
+
+log = logging.getLogger(__name__)
+
+#: Observation parts the network reads (see ``Encoding.layout``).
+FEATURES = ("shares", "log_scale", "link_up")
+
+
+def feature_index(encoding: Encoding, parts: Sequence[str] = FEATURES) -> np.ndarray:
+    """Positions, in the observation vector, of the entries the network reads."""
+    layout = encoding.layout
+    return np.concatenate([np.arange(layout[p].start, layout[p].stop) for p in parts])
+
+
+class SplitNet(nn.Module):
+    """MLP from observations [B, n_obs] to actions [B, C] in ``(-1, 1)``.
+
+    The selected features are standardized with the training set's mean and std, kept as buffers
+    so that they travel with the weights (``state_dict``).
+    """
+
+    def __init__(self, index: np.ndarray, n_actions: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
+        n_in = len(index)
+        self.register_buffer("mean", torch.zeros(n_in))
+        self.register_buffer("std", torch.ones(n_in))
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(n_in, width), nn.ReLU()]
+            n_in = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(n_in, n_actions)
+        # Start at an equal split (action 0); the head's bias is the learned prior over paths.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def set_normalization(self, observations: np.ndarray) -> None:
+        """Standardize features with the statistics of ``observations`` [B, n_obs]."""
+        x = torch.as_tensor(observations, dtype=torch.float32)[:, self.index]
+        self.mean.copy_(x.mean(0))
+        # Constant features (e.g. link_up without failures) keep unit scale.
+        self.std.copy_(torch.where(x.std(0) > 1e-6, x.std(0), torch.ones_like(self.std)))
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs[..., self.index] - self.mean) / self.std
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.head(self.body(self.features(obs))))
+
+
+# ---------------------------------------------------------------------- differentiable fluid model
+def decode_torch(encoding: Encoding, action: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """Candidate weights [B, C] of actions [B, C]: ``Encoding.weights`` restricted to candidates.
+
+    ``live`` [C] or [B, C] bool marks candidates that use no down link.
+    """
+    od = torch.tensor(encoding.candidate_od)
+    logits = encoding.logit_scale * action.clamp(-1, 1)
+    logits = logits.masked_fill(~live, float("-inf"))
+    # Softmax per OD pair: subtract the per-OD max (scatter_reduce), exponentiate, normalize.
+    shape = (*logits.shape[:-1], encoding.path_set.n_ods)
+    top = torch.full(shape, float("-inf")).scatter_reduce(
+        -1, od.expand_as(logits), logits, reduce="amax")
+    e = torch.exp(logits - top.gather(-1, od.expand_as(logits)).detach())
+    total = torch.zeros(shape).scatter_add(-1, od.expand_as(e), e)
+    return e / total.gather(-1, od.expand_as(e))
+
+
+@dataclass(eq=False)
+class FluidLoss:
+    """MLU of candidate weights on per-OD demands, as ``sim.loads.mlu`` computes it, in torch.
+
+    Uses the path set's own incidence matrix (candidate rows), so the loss cannot disagree with the
+    core about which link a path crosses.
+    """
+
+    encoding: Encoding
+    incidence: torch.Tensor = field(init=False)
+    capacities: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        ps = self.encoding.path_set
+        inc = ps.incidence[self.encoding.candidate_ids].toarray()
+        self.incidence = torch.tensor(inc, dtype=torch.float32)
+        self.capacities = torch.tensor(ps.capacities, dtype=torch.float32)
+        self.candidate_od = torch.tensor(self.encoding.candidate_od)
+
+    def mlu(self, weights: torch.Tensor, od_demand: torch.Tensor) -> torch.Tensor:
+        """[B] MLU of candidate weights [B, C] on demands [B, n_ods] (Mbit/s)."""
+        flows = weights * od_demand[..., self.candidate_od]
+        return ((flows @ self.incidence) / self.capacities).amax(-1)
+
+
+# ---------------------------------------------------------------------- the Policy
+class AgentPolicy:
+    """The trained agent as a TE-core :class:`~sim.policy.Policy` (``name = "agent"``).
+
+    Build it with :func:`agents.model_file.load_agent` (from a model file) or directly from a
+    network and its encoding. Deterministic: the mean action, no sampling.
+    """
+
+    name = "agent"
+
+    def __init__(self, net: SplitNet, encoding: Encoding, metadata: dict[str, Any] | None = None):
+        self.net = net.eval()
+        self.encoding = encoding
+        self.metadata = metadata or {}
+
+    @property
+    def path_set(self) -> PathSet:
+        return self.encoding.path_set
+
+    def action(self, observation: np.ndarray) -> np.ndarray:
+        """The network's action [C] (float64) for one observation [n_obs]."""
+        with torch.inference_mode():
+            out = self.net(torch.as_tensor(observation, dtype=torch.float32)[None])
+        return out[0].numpy().astype(np.float64)
+
+    def decide(self, state: NetworkState) -> Decision:
+        """Weights for every path of ``state.path_set``; zero on paths through down links.
+
+        Raises ``ValueError`` when there is no usable matrix in the history yet or when some OD
+        pair has no live candidate path (the controller's fallback then decides).
+        """
+        check_path_set(self.path_set, state)
+        observation = self.encoding.observe_state(state)
+        return self.encoding.decision(self.action(observation), state.down_links)
+
+    def weights(self, observations: np.ndarray, down_links: Sequence[Link] = ()) -> np.ndarray:
+        """Path weights [B, P] for a batch of observations [B, n_obs] (simulation, benchmarks)."""
+        with torch.inference_mode():
+            actions = self.net(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+        return self.encoding.weights(actions.astype(np.float64), down_links)
+
+    def __repr__(self) -> str:
+        return f"AgentPolicy({self.path_set!r}, model={self.metadata.get('id', '?')})"
+
+
+def set_torch_threads() -> None:
+    """One intra-op thread unless ``RYUTE_TORCH_THREADS`` says otherwise: a decision is a few
+    small matrix products, and the controller shares its core with everything else."""
+    torch.set_num_threads(int(os.environ.get("RYUTE_TORCH_THREADS", "1")))

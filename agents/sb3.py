@@ -1,0 +1,110 @@
+"""PPO fine-tuning of the agent's network with stable-baselines3 in ``ryute/TE-v0`` (training only).
+
+The SB3 policy is a stock :class:`~stable_baselines3.common.policies.ActorCriticPolicy` whose
+Gaussian mean is the agent's :class:`~agents.agent.SplitNet` itself (its parameters are trained in
+place) and whose value function is a small MLP of its own. After PPO the same ``SplitNet`` is the
+deterministic decision-time policy: nothing from SB3 is needed to serve it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch import nn
+
+from agents.agent import SplitNet
+
+if TYPE_CHECKING:
+    from agents.train import Trainer
+
+log = logging.getLogger(__name__)
+
+
+class _Mean(nn.Module):
+    """Latent (the raw observation, SB3's pi branch is empty) -> the network's action mean."""
+
+    def __init__(self, net: SplitNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.net(latent)
+
+
+def split_net_policy(net: SplitNet) -> type[ActorCriticPolicy]:
+    """An ActorCriticPolicy class whose action mean is ``net`` (SB3 builds policies from a class,
+    and ``_build`` runs inside ``__init__``, hence the class made per network)."""
+
+    class SplitNetPolicy(ActorCriticPolicy):
+        def _build(self, lr_schedule) -> None:
+            super()._build(lr_schedule)
+            self.action_net = _Mean(net)  # replaces SB3's linear head, after its orthogonal init
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
+                                                  **self.optimizer_kwargs)
+
+    return SplitNetPolicy
+
+
+class _Progress(BaseCallback):
+    def __init__(self, total: int, enabled: bool):
+        super().__init__()
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def _on_training_start(self) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc="PPO", unit="step", disable=None)
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def ppo_finetune(trainer: Trainer, timesteps: int, log_dir: Path | None = None,
+                 progress: bool = False) -> None:
+    """Fine-tune ``trainer.net`` in place with PPO on the trainer's training range."""
+    from sim.env import TEEnv
+
+    c = trainer.config
+
+    def make_env() -> TEEnv:
+        return TEEnv(trainer.graph, trainer.series, history=c.history, paths_k=c.paths_k,
+                     path_method=c.path_method, episode_length=64,
+                     interval_range=trainer.split.train,
+                     scale_reference=trainer.encoding.scale_reference,
+                     logit_scale=c.logit_scale, cache_dir=trainer.cache_dir)
+
+    env = DummyVecEnv([make_env])
+    env.seed(c.seed)
+    tensorboard = None
+    if log_dir is not None:
+        try:
+            import tensorboard as _  # noqa: F401
+
+            tensorboard = str(log_dir)
+        except ImportError:
+            pass
+    model = PPO(
+        split_net_policy(trainer.net), env, learning_rate=c.ppo_lr, n_steps=256, batch_size=64,
+        n_epochs=5, gamma=0.0, gae_lambda=1.0, clip_range=0.1, ent_coef=0.0, seed=c.seed,
+        policy_kwargs={"net_arch": {"pi": [], "vf": [64, 64]}, "log_std_init": c.ppo_log_std,
+                       "ortho_init": True},
+        tensorboard_log=tensorboard, device="cpu", verbose=0,
+    )
+    trainer.net.train()
+    model.learn(timesteps, callback=_Progress(timesteps, progress))
+    trainer.net.eval()
+    log.info("PPO: %d steps done", timesteps)

@@ -1,0 +1,436 @@
+"""Training the agent: direct-gradient warm start, then PPO (stable-baselines3) in the TE environment.
+
+Recipe (one config, :class:`TrainConfig`; reproducible from its seed):
+
+1. **Direct gradient** (DOTE-style): the network's weights are decoded with the environment's
+   softmax and scored by the torch twin of the core's fluid model (:class:`agents.agent.FluidLoss`,
+   built on the path set's incidence matrix); the loss is MLU / optimal MLU of the *next* matrix,
+   averaged over a minibatch, minimized with AdamW. ``augment`` > 0 multiplies every OD pair of a
+   sample (history and target alike) by a log-normal factor: new traffic mixes, same scale-free
+   inputs. The sample's normalizer becomes its optimum times the change of total demand, an
+   approximation that only re-weights samples (a per-sample constant does not change the direction
+   of its gradient).
+2. **PPO** (``timesteps`` > 0): stable-baselines3 PPO in ``ryute/TE-v0`` on the training range,
+   with the same network as the mean of the Gaussian policy (:mod:`agents.sb3`), ``gamma = 0``
+   (a decision only affects the next reward). The result is kept only when it scores better on
+   the validation slice.
+
+The series is split in time: ``[0, T - validation - test)`` trains, the next ``validation``
+intervals choose the checkpoint, the last ``test`` intervals are never read. Checkpoints are
+written after every epoch next to the output (``NAME.ckpt``) and ``--resume`` continues from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.agent import AgentPolicy, FluidLoss, SplitNet, decode_torch, feature_index
+from agents.data import Samples, build_samples, decision_times
+from agents.model_file import save_model
+from sim.envs.encoding import DEFAULT_LOGIT_SCALE, Encoding
+from sim.loads import od_demands
+from sim.paths import PathSet
+from topologies.traffic import TrafficSeries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the model file)."""
+
+    history: int = 12
+    paths_k: int = 4
+    path_method: str = "hops"
+    hidden: tuple[int, ...] = (256, 256)
+    logit_scale: float = DEFAULT_LOGIT_SCALE
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: float = 0.3
+    validation: str = "576"  # intervals (or "15%") before the test part, for choices
+    test: str = "576"  # intervals (or "20%") at the end, never read; "0" for shipped models
+    timesteps: int = 50_000  # PPO steps after the warm start
+    ppo_lr: float = 1e-5
+    ppo_log_std: float = -3.0
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        if "hidden" in values:
+            values = {**values, "hidden": tuple(int(h) for h in values["hidden"])}
+        return cls(**values)
+
+
+def count(spec: str, total: int) -> int:
+    """``"576"`` -> 576 intervals, ``"20%"`` -> 20 % of ``total`` (rounded down)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", str(spec))
+    if not match:
+        raise ValueError(f"expected a number of intervals or a percentage, got {spec!r}")
+    value = float(match.group(1))
+    return math.floor(total * value / 100) if match.group(2) else int(value)
+
+
+@dataclass
+class Split:
+    """Index ranges ``[start, stop)`` of the series: train, validation, test."""
+
+    train: tuple[int, int]
+    validation: tuple[int, int]
+    test: tuple[int, int]
+
+    @classmethod
+    def of(cls, length: int, validation: str, test: str) -> Split:
+        n_test, n_val = count(test, length), count(validation, length)
+        val_start = length - n_test - n_val
+        if val_start <= 0:
+            raise ValueError(f"series of {length} intervals: nothing left to train on after "
+                             f"{n_val} validation and {n_test} test intervals")
+        return cls((0, val_start), (val_start, length - n_test), (length - n_test, length))
+
+
+@dataclass
+class Trainer:
+    """Trains one agent for one topology and traffic series; see the module docstring."""
+
+    graph: Any
+    series: TrafficSeries
+    config: TrainConfig = field(default_factory=TrainConfig)
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.path_set = PathSet.from_graph(self.graph, k=c.paths_k, method=c.path_method)
+        self.split = Split.of(len(self.series), c.validation, c.test)
+        od = od_demands(self.path_set, self.series.tm[: self.split.train[1]])
+        totals = od.sum(axis=1)
+        self.totals = totals[totals > 0]
+        self.encoding = Encoding(self.path_set, float(self.totals.mean()), c.history,
+                                 c.logit_scale)
+        self.loss = FluidLoss(self.encoding)
+        self.train_set = self._samples(*self.split.train)
+        self.val_set = self._samples(*self.split.validation) if _size(
+            self.split.validation) else None
+        torch.manual_seed(c.seed)
+        self.net = SplitNet(feature_index(self.encoding), self.encoding.n_actions, c.hidden)
+        self.net.set_normalization(self.train_set.observations)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=c.lr,
+                                           weight_decay=c.weight_decay)
+        self.rng = np.random.default_rng(c.seed)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: tuple[float, dict[str, torch.Tensor]] | None = None
+
+    def _samples(self, start: int, stop: int) -> Samples:
+        times = decision_times(self.encoding, self.series, start, stop)
+        return build_samples(self.encoding, self.graph, self.series, times, self.cache_dir)
+
+    # ------------------------------------------------------------------ direct gradient
+    def train_epoch(self) -> float:
+        """One pass over the training samples in random order; returns the mean loss."""
+        self.net.train()
+        order = self.rng.permutation(len(self.train_set))
+        live = torch.ones(self.encoding.n_actions, dtype=torch.bool)
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
+        losses = []
+        for i in range(0, len(order), self.config.batch_size):
+            batch = self.train_set.subset(order[i:i + self.config.batch_size])
+            obs, demand, optimum = self._augmented(batch, gen)
+            ratio = self.loss.mlu(decode_torch(self.encoding, self.net(obs), live), demand) / optimum
+            loss = ratio.mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.item())
+        self.epoch += 1
+        self.net.eval()
+        return float(np.mean(losses))
+
+    def _augmented(self, batch: Samples, gen: torch.Generator):
+        obs = torch.as_tensor(batch.observations).clone()
+        demand = torch.as_tensor(batch.demands).clone()
+        optimum = torch.as_tensor(batch.optima).clone()
+        sigma = self.config.augment
+        if sigma <= 0:
+            return obs, demand, optimum
+        part = self.encoding.layout["shares"]
+        shares = obs[:, part].reshape(len(obs), self.encoding.history, -1)
+        factor = torch.exp(sigma * torch.randn(len(obs), 1, shares.shape[-1], generator=gen))
+        shares = shares * factor
+        obs[:, part] = (shares / shares.sum(-1, keepdim=True)).reshape(len(obs), -1)
+        new = demand * factor[:, 0]
+        optimum = optimum * new.sum(-1) / demand.sum(-1)
+        return obs, new, optimum
+
+    # ------------------------------------------------------------------ scores
+    def ratios(self, samples: Samples) -> np.ndarray:
+        """MLU / optimal MLU of the current network on ``samples``."""
+        with torch.no_grad():
+            action = self.net(torch.as_tensor(samples.observations))
+            w = decode_torch(self.encoding, action, torch.ones(action.shape[-1], dtype=torch.bool))
+            mlu = self.loss.mlu(w, torch.as_tensor(samples.demands))
+        return (mlu / torch.as_tensor(samples.optima)).numpy().astype(np.float64)
+
+    def validate(self) -> dict[str, float]:
+        """Mean / p90 / p99 of the ratio on the validation slice (training slice without one)."""
+        r = self.ratios(self.val_set if self.val_set is not None else self.train_set)
+        return {"mean": float(r.mean()), "p90": float(np.percentile(r, 90)),
+                "p99": float(np.percentile(r, 99))}
+
+    @staticmethod
+    def objective(scores: dict[str, float]) -> float:
+        """What checkpoint selection minimizes: mean and tail count alike."""
+        return (scores["mean"] + scores["p90"] + scores["p99"]) / 3
+
+    def keep_if_best(self, scores: dict[str, float]) -> bool:
+        value = self.objective(scores)
+        if self.best is None or value < self.best[0]:
+            self.best = (value, {k: v.clone() for k, v in self.net.state_dict().items()})
+            return True
+        return False
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: Path) -> None:
+        state = {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epoch": self.epoch, "history": self.history,
+                 "best": self.best, "rng": self.rng.bit_generator.state,
+                 "torch_rng": torch.get_rng_state(), "config": asdict(self.config)}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        # Our own file, written by save_checkpoint: it holds the optimizer state and numpy's
+        # generator state (plain dicts), which weights_only does not allow for every version.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(self.config):
+            raise ValueError(f"{path} was written with another config; remove it or drop --resume")
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s after epoch %d", path, self.epoch)
+
+    # ------------------------------------------------------------------ the whole run
+    def fit(self, checkpoint: Path | None = None, log_dir: Path | None = None,
+            progress: bool = False) -> AgentPolicy:
+        """Run the recipe; returns the best agent on the validation slice."""
+        c = self.config
+        started = time.perf_counter()
+        writer = _Metrics(log_dir)
+        bar = _bar(c.epochs, self.epoch, progress, "direct gradient", "epoch")
+        while self.epoch < c.epochs:
+            loss = self.train_epoch()
+            scores = self.validate()
+            best = self.keep_if_best(scores)
+            self.history.append({"epoch": self.epoch, "loss": loss, **scores})
+            writer.add("direct", self.epoch, {"loss": loss, **scores})
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", val=f"{scores['mean']:.3f}",
+                                best="*" if best else "")
+                bar.update(1)
+            log.debug("epoch %d loss %.4f validation %s", self.epoch, loss, scores)
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+        if bar is not None:
+            bar.close()
+        assert self.best is not None
+        self.net.load_state_dict(self.best[1])
+        self.stage_scores = {"direct": self.validate()}
+        if c.timesteps > 0:
+            from agents.sb3 import ppo_finetune
+
+            before = {k: v.clone() for k, v in self.net.state_dict().items()}
+            ppo_finetune(self, c.timesteps, log_dir, progress)
+            after = self.validate()
+            self.stage_scores["ppo"] = after
+            writer.add("ppo", c.timesteps, after)
+            if self.objective(after) < self.objective(self.stage_scores["direct"]):
+                log.info("PPO improved validation: %s", after)
+            else:
+                log.info("PPO did not improve validation (%s vs %s): keeping the warm start",
+                         after, self.stage_scores["direct"])
+                self.net.load_state_dict(before)
+        self.seconds = time.perf_counter() - started
+        writer.close()
+        return AgentPolicy(self.net, self.encoding)
+
+    def metadata(self, topology: str) -> dict[str, Any]:
+        """What the model file records about this run."""
+        s, times = self.series, self.series.times
+
+        def dates(r: tuple[int, int]) -> list[str] | None:
+            return [times[r[0]], times[r[1] - 1]] if times and r[1] > r[0] else None
+
+        q = np.percentile(self.totals, [0, 1, 50, 99, 100])
+        return {
+            "topology": {"name": topology},
+            "training": {
+                "traffic": s.source, "intervals": len(s), "interval_s": s.interval_s,
+                "train": list(self.split.train), "validation": list(self.split.validation),
+                "test_held_out": list(self.split.test), "train_dates": dates(self.split.train),
+                "validation_dates": dates(self.split.validation),
+                "samples": len(self.train_set), "epochs": self.epoch,
+                "ppo_timesteps": self.config.timesteps,
+                "seconds": round(getattr(self, "seconds", 0.0), 1),
+            },
+            # The controller's drift check compares measured totals with this range.
+            "observation": {"features": ["shares", "log_scale", "link_up"],
+                            "total_demand_mbps": dict(zip(("min", "p1", "p50", "p99", "max"),
+                                                          map(float, q)))},
+            "config": asdict(self.config),
+            "validation": self.stage_scores,
+            "history": self.history,
+        }
+
+
+def _size(r: tuple[int, int]) -> int:
+    return r[1] - r[0]
+
+
+def _bar(total: int, initial: int, enabled: bool, desc: str, unit: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=None)
+
+
+class _Metrics:
+    """Scalars to TensorBoard when it is installed, and always to ``metrics.jsonl``."""
+
+    def __init__(self, log_dir: Path | None):
+        self.file = self.tb = None
+        if log_dir is None:
+            return
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.file = (log_dir / "metrics.jsonl").open("a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(log_dir))
+        except ImportError:
+            log.info("tensorboard is not installed: metrics go to %s only",
+                     log_dir / "metrics.jsonl")
+
+    def add(self, stage: str, step: int, values: dict[str, float]) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps({"stage": stage, "step": step, **values}) + "\n")
+            self.file.flush()
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(f"{stage}/{key}", value, step)
+
+    def close(self) -> None:
+        for handle in (self.file, self.tb):
+            if handle is not None:
+                handle.close()
+
+
+# ---------------------------------------------------------------------- entry points
+def train(
+    topology: str,
+    traffic: str,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    log_dir: Path | None = None,
+    progress: bool = False,
+) -> tuple[AgentPolicy, dict[str, Any]]:
+    """Train on ``traffic`` (a ``.tm.npz`` file or ``"synthetic"``) and write the model ``out``."""
+    from agents.agent import set_torch_threads
+    from topologies.catalog import load_topology
+    from topologies.traffic import load_traffic, synthetic_traffic
+
+    set_torch_threads()
+    config = config or TrainConfig()
+    graph = load_topology(topology)
+    if traffic == "synthetic":
+        series = synthetic_traffic(graph, steps=14 * 288, seed=config.seed)
+    else:
+        series = load_traffic(traffic).aligned_to(graph)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    trainer = Trainer(graph, series, config)
+    out = Path(out)
+    checkpoint = out.with_name(out.stem + ".ckpt")
+    if resume and checkpoint.exists():
+        trainer.load_checkpoint(checkpoint)
+    agent = trainer.fit(checkpoint, log_dir, progress)
+    name = graph.graph.get("name") or Path(topology).stem
+    metadata = trainer.metadata(name)
+    save_model(out, agent, metadata)
+    checkpoint.unlink(missing_ok=True)
+    log.info("model written to %s (validation %s, %.0f s)", out, trainer.stage_scores,
+             trainer.seconds)
+    return agent, metadata
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``ryute train`` to the command line."""
+    p = subparsers.add_parser(
+        "train", help="train the RL agent for a topology and write a model file",
+        description="Direct-gradient warm start, then PPO fine-tuning (--timesteps), on the "
+                    "earlier part of a series; the later part validates, the last part is "
+                    "held out.")
+    p.add_argument("--topology", required=True, help="catalog name or topology file")
+    p.add_argument("--traffic", required=True, help="a .tm.npz series, or 'synthetic'")
+    p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
+    p.add_argument("--timesteps", type=int, help="PPO steps after the warm start (default: config)")
+    p.add_argument("--epochs", type=int, help="direct-gradient epochs (default: config)")
+    p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
+    p.add_argument("--validation", help="validation intervals before the test part (N or P%%)")
+    p.add_argument("--test", help="held-out intervals at the end, never read (N or P%%; 0 for "
+                                  "a model trained on all data)")
+    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
+    p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
+                                                "(default runs/train/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue from NAME.ckpt if present")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    values = json.loads(args.config.read_text()) if args.config else {}
+    for key in ("timesteps", "epochs", "seed", "validation", "test"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    config = TrainConfig.from_dict(values)
+    log_dir = args.log_dir or Path("runs") / "train" / args.out.stem
+    _, meta = train(args.topology, args.traffic, args.out, config, args.resume, log_dir,
+                    progress=True)
+    scores = meta["validation"]
+    final = scores.get("ppo", scores["direct"])
+    print(f"wrote {args.out}: validation ratio mean {final['mean']:.3f} p90 {final['p90']:.3f} "
+          f"p99 {final['p99']:.3f} in {meta['training']['seconds']:.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agents.train ...``: the same as ``ryute train ...``."""
+    parser = argparse.ArgumentParser(prog="python -m agents.train")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
