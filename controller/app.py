@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections import defaultdict
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -122,7 +125,34 @@ class RyuteApp(app_manager.OSKenApp):
                      self.config.rest_host, self.config.rest_port)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
+        if self.config.adapt:
+            self._start_adaptation()
         return thread
+
+    def _start_adaptation(self) -> None:
+        """The adaptation loop in its own process: training never delays a decision."""
+        if not (self.model_spec and self.config.rest_port and self.view.state is not None):
+            LOG.error("--adapt needs a model, a topology and the REST API; not started")
+            return
+        if self.api_token is None:  # the adapter publishes through the authenticated API
+            self.api_token = secrets.token_urlsafe(24)
+            print(f"ryute: REST changes need 'Authorization: Bearer {self.api_token}'",
+                  file=sys.stderr, flush=True)
+        host = "127.0.0.1" if self.config.rest_host in ("0.0.0.0", "::") else self.config.rest_host
+        out_dir = Path("runs") / "adapt" / str(os.getpid())
+        command = [sys.executable, "-m", "agents.adapt_service",
+                   "--url", f"http://{host}:{self.config.rest_port}",
+                   "--topology", self.config.topology, "--model", self.model_spec,
+                   "--out-dir", str(out_dir), "--interval", str(self.config.poll_interval_s)]
+        self.adapter_process = subprocess.Popen(
+            command, env={**os.environ, "RYUTE_API_TOKEN": self.api_token})
+        LOG.info("adaptation started (pid %d), models in %s", self.adapter_process.pid, out_dir)
+
+    def stop(self) -> None:
+        process = getattr(self, "adapter_process", None)
+        if process is not None and process.poll() is None:
+            process.terminate()
+        super().stop()
 
     def _reload_model(self) -> None:
         if not self.model_spec:
@@ -363,12 +393,15 @@ class RyuteApp(app_manager.OSKenApp):
             self._finish_reconciliations()
 
     def _links_settled(self) -> bool:
-        """Every link of the topology file between connected switches has been discovered."""
+        """Every switch of the topology file is connected and every link between them has
+        been discovered (a switch still to reconnect after a restart would otherwise look
+        like a settled network of one: its links' label rules and its hosts' rules removed)."""
         if self.expected is None:
             return False
         connected = {self.view.node_of.get(dpid) for dpid in self.datapaths}
-        wanted = {(u, v) for u, v in self.expected.edges if u in connected and v in connected}
-        return wanted <= self.view.up_links()
+        if not set(self.expected.nodes) <= connected:
+            return False
+        return set(self.expected.edges) <= self.view.up_links()
 
     def _finish_reconciliations(self) -> None:
         """Take over the switches whose old state has been read, once the links are known.
@@ -378,6 +411,13 @@ class RyuteApp(app_manager.OSKenApp):
         """
         settled = self._links_settled()
         now = time.monotonic()
+        # Hosts first, from every switch read so far: a switch taken over before the hosts
+        # of the others are known would lose its ingress rules towards them.
+        for dpid, progress in self.reconciling.items():
+            if progress["flows"] is None:
+                for mac, port in progress["hosts"]:
+                    if mac not in self.view.hosts:
+                        self.view.learn_host(mac, "", dpid, port)  # IP comes with its next ARP
         for dpid, progress in list(self.reconciling.items()):
             if progress["flows"] is not None or progress["groups"] is not None:
                 continue
@@ -385,9 +425,6 @@ class RyuteApp(app_manager.OSKenApp):
                 continue
             del self.reconciling[dpid]
             self.view.links_changed()
-            for mac, port in progress["hosts"]:
-                if mac not in self.view.hosts:
-                    self.view.learn_host(mac, "", dpid, port)  # its IP comes with its next ARP
             # Unknown content (None) differs from every desired rule: each is re-added in
             # place, which replaces it atomically; keys we no longer want are deleted.
             installed = dict.fromkeys(progress["flow_keys"])
@@ -612,13 +649,19 @@ class RyuteApp(app_manager.OSKenApp):
                            "dpid": h.dpid, "port": h.port}
                           for h in sorted(self.view.hosts.values(), key=lambda h: h.ip)]}
 
-    def traffic_view(self) -> dict[str, Any]:
+    def traffic_view(self, request: Request) -> dict[str, Any]:
+        """The latest measured OD matrix, as the switches carry it (``?units=topology``: in
+        the topology file's units, as the policies see it)."""
+        units = request.query.get("units", "network")
+        if units not in ("network", "topology"):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "units must be network or topology")
         state = self.view.state
         if state is None or state.last_matrix is None:
-            return {"nodes": [], "od_mbps": [], "updated_at": None}
-        matrix = state.last_matrix / self.view.capacity_scale  # as the switches carry it
+            return {"nodes": [], "od_mbps": [], "updated_at": None, "units": units}
+        scale = 1.0 if units == "topology" else self.view.capacity_scale
         return {"nodes": [str(n) for n in state.path_set.nodes],
-                "od_mbps": matrix.tolist(), "updated_at": state.updated_at}
+                "od_mbps": (state.last_matrix / scale).tolist(), "updated_at": state.updated_at,
+                "units": units}
 
     def status_view(self) -> dict[str, Any]:
         state, loop = self.view.state, self.loop
@@ -689,7 +732,7 @@ class RyuteApp(app_manager.OSKenApp):
             "/te/v1/topology": {"GET": view(self.topology_view)},
             "/te/v1/paths": {"GET": view(self.paths_view)},
             "/te/v1/hosts": {"GET": view(self.hosts_view)},
-            "/te/v1/traffic": {"GET": view(self.traffic_view)},
+            "/te/v1/traffic": {"GET": self.traffic_view},
             "/te/v1/decisions": {"GET": self.decisions_view},
             "/metrics": {"GET": self.metrics_view},
         }

@@ -54,6 +54,9 @@ class ControllerConfig:
     api_token: str | None = None
     """Bearer token for changes through the REST API; generated at start when the API listens
     on a non-loopback address and none is given. Model changes through REST need one."""
+    adapt: bool = False
+    """Fine-tune the model on measured matrices in a separate process and hot-swap the better
+    candidates (needs a model; uses the API token)."""
     decision_log: str | None = None
     """JSON-lines file every decision is appended to (None: in memory only)."""
     budget_ms: float = 50.0

@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="bearer token for REST changes (default: $RYUTE_API_TOKEN)")
     parser.add_argument("--decision-log", dest="decision_log",
                         help="append every decision to this JSON-lines file")
+    parser.add_argument("--adapt", action="store_const", const=True, default=None,
+                        help="fine-tune the model in operation (separate process)")
     parser.add_argument("--budget-ms", type=float, dest="budget_ms",
                         help="agent decision time budget in ms (default 50)")
     parser.set_defaults(func=run)
@@ -47,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
-        "api_token", "decision_log", "budget_ms")}
+        "api_token", "decision_log", "budget_ms", "adapt")}
     overrides["api_token"] = overrides["api_token"] or os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
 
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
     if config.model and not config.topology:
         raise ValueError("--model needs --topology: a model is trained for one network")
+    if config.adapt and not config.model:
+        raise ValueError("--adapt needs --model: adaptation fine-tunes a model")
     serve(config)
     return 0
 
