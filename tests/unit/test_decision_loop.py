@@ -70,6 +70,19 @@ def loop_with(path_set, agent, mode=Mode.ACTIVE):
     return loop
 
 
+DOWN = {("ATLAng", "HSTNng"), ("HSTNng", "ATLAng")}
+
+
+def trusted_loop_with_a_link_down(path_set, agent):
+    """An active loop whose agent has earned trust, on a state with one link down."""
+    loop = loop_with(path_set, agent)
+    state = make_state(path_set, down=DOWN)
+    for _ in range(3):
+        loop.decide(state, NOW)
+    assert loop.source == "agent"
+    return loop, state
+
+
 def test_agent_earns_trust_then_its_decision_is_installed(path_set):
     loop = loop_with(path_set, Agent())
     state = make_state(path_set)
@@ -99,17 +112,12 @@ def test_shadow_mode_installs_the_fallback_but_judges_the_agent(path_set):
 ])
 def test_a_fault_hands_over_to_the_fallback_in_the_same_interval(path_set, behaviour, reason):
     agent = Agent()
-    loop = loop_with(path_set, agent)
-    down = {("ATLAng", "HSTNng"), ("HSTNng", "ATLAng")}
-    state = make_state(path_set, down=down)
-    for _ in range(3):
-        loop.decide(state, NOW)
-    assert loop.source == "agent"
+    loop, state = trusted_loop_with_a_link_down(path_set, agent)
     agent.behaviour = behaviour
     decision, record = loop.decide(state, NOW)
     assert record.source == "fallback" and not record.trusted
     assert any(reason in r for r in record.reasons), record.reasons
-    assert not decision.validate(down)  # the installed decision never uses the dead link
+    assert not decision.validate(DOWN)  # the installed decision never uses the dead link
     if behaviour == "slow":
         time.sleep(0.4)  # let the abandoned call finish
     agent.behaviour = "optimal"
@@ -170,16 +178,11 @@ def test_injected_faults_are_caught_by_the_health_checks(path_set, tmp_path, fau
 
     control = tmp_path / "faults.json"
     agent = FaultInjector(Agent(reference=100 * 132), control)
-    loop = loop_with(path_set, agent)
-    down = {("ATLAng", "HSTNng"), ("HSTNng", "ATLAng")}
-    state = make_state(path_set, down=down)
-    for _ in range(3):
-        loop.decide(state, NOW)
-    assert loop.source == "agent"
+    loop, state = trusted_loop_with_a_link_down(path_set, agent)
     control.write_text(json.dumps({"fault": fault, "seconds": 0.3}))
     decision, record = loop.decide(state, NOW)
     assert record.source == "fallback" and any(reason in r for r in record.reasons), record
-    assert not decision.validate(down)
+    assert not decision.validate(DOWN)
     control.write_text("{}")
     if fault == "sleep":
         time.sleep(0.4)
