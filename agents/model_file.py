@@ -182,7 +182,9 @@ def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch
     return metadata, state
 
 
-def check_topology(metadata: dict[str, Any], path_set: PathSet, source: str = "model") -> None:
+def check_topology(
+    metadata: dict[str, Any], path_set: PathSet, source: str = "model", name: str = ""
+) -> None:
     """Raise :class:`ModelFileError` unless the model was trained for ``path_set``'s network and
     path set; the message names both topologies."""
     topo = metadata.get("topology", {})
@@ -195,7 +197,7 @@ def check_topology(metadata: dict[str, Any], path_set: PathSet, source: str = "m
         hint = f"; nodes not in the model: {', '.join(differ)}" if differ else \
             "; same nodes, different links or capacities"
         raise ModelFileError(
-            f"{source} was trained for topology {trained}, not for this network "
+            f"{source} was trained for topology {trained}, not for {name or 'this network'} "
             f"({len(here['nodes'])} nodes, {len(here['links'])} links, e.g. "
             f"{', '.join(here['nodes'][:3])}){hint}")
     ps = metadata.get("path_set", {})
@@ -219,7 +221,7 @@ def load_agent(
     metadata, state = read_model(path)
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: metadata format {metadata.get('format')!r}")
-    check_topology(metadata, path_set, f"model {path}")
+    check_topology(metadata, path_set, f"model {path}", Path(topology).stem if topology else "")
     try:
         e, n = metadata["encoding"], metadata["network"]
         encoding = Encoding(path_set, float(e["scale_reference"]), int(e["history"]),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import eventlet
+import numpy as np
 from eventlet import tpool
 
 import networkx as nx
@@ -689,9 +690,11 @@ class RyuteApp(app_manager.OSKenApp):
     def set_mode(self, request: Request) -> dict[str, Any]:
         require_token(request, self.api_token)
         mode = request.json_object({"mode"}, required={"mode"})["mode"]
-        if mode not in ("shadow", "active"):
+        if mode not in ("shadow", "active", "external"):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
-                            f"mode must be 'shadow' or 'active', got {mode!r}")
+                            f"mode must be 'shadow', 'active' or 'external', got {mode!r}")
+        if mode == "external" and self.api_token is None:
+            raise HttpError(HTTPStatus.FORBIDDEN, "external mode needs a configured api_token")
         if Mode(mode) is not self.loop.mode:
             LOG.warning("mode %s -> %s (by REST request)", self.loop.mode.value, mode)
             self.loop.mode = Mode(mode)
@@ -714,6 +717,28 @@ class RyuteApp(app_manager.OSKenApp):
                             f"model refused, the current one keeps running: {error}") from None
         return {"model": model_id, "trusted": False}
 
+    def put_decision(self, request: Request) -> dict[str, Any]:
+        """In external mode: install these path weights now, if they pass the safety checks."""
+        if self.api_token is None:
+            raise HttpError(HTTPStatus.FORBIDDEN, "external decisions need a configured api_token")
+        require_token(request, self.api_token)
+        if self.loop.mode is not Mode.EXTERNAL:
+            raise HttpError(HTTPStatus.CONFLICT, f"mode is {self.loop.mode.value}: external "
+                            "decisions are accepted only in external mode")
+        weights = request.json_object({"weights"}, required={"weights"})["weights"]
+        state = self.view.state
+        if state is None:
+            raise HttpError(HTTPStatus.CONFLICT, "no topology yet")
+        if not isinstance(weights, list) or len(weights) != state.path_set.n_paths or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, f"weights must be a list of "
+                            f"{state.path_set.n_paths} numbers (one per path id)")
+        self.loop.external.weights = np.asarray(weights, dtype=np.float64)
+        self._decide_and_install()
+        record = self.loop.log.records[-1] if self.loop.log.records else None
+        return {"source": self.loop.source, "reasons": record.reasons if record else [],
+                "seq": record.seq if record else None}
+
     def decisions_view(self, request: Request) -> dict[str, Any]:
         limit = request.int_query("limit", 20, 1, 10_000)
         return {"decisions": self.loop.log.latest(limit)}
@@ -729,6 +754,7 @@ class RyuteApp(app_manager.OSKenApp):
             "/te/v1/status": {"GET": view(self.status_view)},
             "/te/v1/mode": {"GET": view(self.mode_view), "PUT": self.set_mode},
             "/te/v1/model": {"PUT": self.set_model},
+            "/te/v1/decision": {"PUT": self.put_decision},
             "/te/v1/topology": {"GET": view(self.topology_view)},
             "/te/v1/paths": {"GET": view(self.paths_view)},
             "/te/v1/hosts": {"GET": view(self.hosts_view)},

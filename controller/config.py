@@ -87,8 +87,8 @@ class ControllerConfig:
             problems.append(f"paths_k must be >= 1, got {self.paths_k}")
         if self.path_method not in ("hops", "invcap", "disjoint"):
             problems.append(f"path_method must be hops, invcap or disjoint, got {self.path_method!r}")
-        if self.mode not in ("shadow", "active"):
-            problems.append(f"mode must be shadow or active, got {self.mode!r}")
+        if self.mode not in ("shadow", "active", "external"):
+            problems.append(f"mode must be shadow, active or external, got {self.mode!r}")
         for name in ("budget_ms", "drift_factor"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")

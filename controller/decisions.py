@@ -35,6 +35,23 @@ LOG = logging.getLogger("ryute.decisions")
 class Mode(str, enum.Enum):
     SHADOW = "shadow"
     ACTIVE = "active"
+    EXTERNAL = "external"
+    """Decisions come from outside (the Mininet-backed training environment) through the
+    authenticated API; each one passes the safety checks or the fallback is installed."""
+
+
+class ExternalDecisions:
+    """The latest decision handed in from outside, as a policy."""
+
+    name = "external"
+
+    def __init__(self) -> None:
+        self.weights: np.ndarray | None = None
+
+    def decide(self, state: NetworkState) -> Decision:
+        if self.weights is None:
+            raise ValueError("no external decision yet")
+        return Decision(state.path_set, self.weights)
 
 
 @dataclass(frozen=True)
@@ -189,6 +206,7 @@ class DecisionLoop:
         self.agent: Policy | None = None
         self.model_id: str | None = None
         self.health = Health(health.recover_after)
+        self.external = ExternalDecisions()
         self.source = "fallback"
         self._busy = threading.Event()
         self._seq = 0
@@ -208,20 +226,29 @@ class DecisionLoop:
         matrix = state.last_matrix
         predicted = {"fallback": self._predict(state, fallback, matrix), "agent": None}
         agent_decision, agent_ms, reasons, transition = None, None, [], None
-        if self.agent is not None:
+        if self.mode is Mode.EXTERNAL:
+            agent_decision, agent_ms, reasons = self._run_external(state, now)
+            use_agent = agent_decision is not None and not reasons
+            if agent_decision is not None:
+                predicted["agent"] = self._predict(state, agent_decision, matrix)
+        elif self.agent is not None:
             agent_decision, agent_ms, reasons = self._run_agent(state, now)
             if agent_decision is not None:
                 predicted["agent"] = self._predict(state, agent_decision, matrix)
                 reasons += self._judge(state, agent_decision, predicted)
             transition = self.health.update(reasons)
             self._log_transition(transition)
-        use_agent = (self.mode is Mode.ACTIVE and agent_decision is not None
-                     and self.health.trusted)
-        self.source = "agent" if use_agent else "fallback"
+            use_agent = (self.mode is Mode.ACTIVE and agent_decision is not None
+                         and self.health.trusted)
+        else:
+            use_agent = False
+        self.source = ("external" if self.mode is Mode.EXTERNAL else "agent") if use_agent \
+            else "fallback"
         self._seq += 1
         record = DecisionRecord(
             seq=self._seq, time=now, mode=self.mode.value, source=self.source,
-            model=self.model_id, trusted=self.health.trusted if self.agent else False,
+            model="external" if self.mode is Mode.EXTERNAL else self.model_id,
+            trusted=self.health.trusted if self.agent else False,
             reasons=reasons, predicted_mlu=predicted,
             decision_ms={"fallback": fallback_ms, "agent": agent_ms},
             differ=(None if agent_decision is None
@@ -231,6 +258,22 @@ class DecisionLoop:
         return (agent_decision if use_agent else fallback), record
 
     # -- health ------------------------------------------------------------------------------
+    def _run_external(self, state: NetworkState, now: float) -> tuple[Decision | None, float,
+                                                                      list[str]]:
+        """An external decision passes the checks that protect the network (well-formed, no
+        weight on a down link, fresh statistics) or the fallback is installed. It is judged
+        alone, without hysteresis or the predicted-MLU margin: it is the experiment."""
+        started = time.perf_counter()
+        try:
+            decision = self.external.decide(state)
+        except ValueError as error:
+            return None, 0.0, [f"external decision refused: {error}"]
+        reasons = [f"malformed decision: {p}" for p in decision.validate(state.down_links)[:3]]
+        if state.updated_at is None or now - state.updated_at > (
+                self.config.stale_intervals * self.poll_interval_s):
+            reasons.append(f"statistics older than {self.config.stale_intervals:g} intervals")
+        return decision, (time.perf_counter() - started) * 1000, reasons
+
     def _run_agent(self, state: NetworkState, now: float) -> tuple[Decision | None, float | None,
                                                                    list[str]]:
         reasons = []

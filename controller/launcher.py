@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="divide the topology file's capacities by this (Mininet --scale)")
     parser.add_argument("--paths-k", type=int, dest="paths_k", help="candidate paths per OD pair")
     parser.add_argument("--model", help="agent model file, or 'default' for the shipped model")
-    parser.add_argument("--mode", choices=["shadow", "active"], help="start mode (default shadow)")
+    parser.add_argument("--mode", choices=["shadow", "active", "external"],
+                        help="start mode (default shadow; external: decisions through the API)")
     parser.add_argument("--api-token", dest="api_token",
                         help="bearer token for REST changes (default: $RYUTE_API_TOKEN)")
     parser.add_argument("--decision-log", dest="decision_log",

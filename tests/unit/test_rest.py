@@ -112,3 +112,35 @@ def test_cli_talks_to_the_api(api, capsys):
     assert main(["decisions", "--url", url, "--limit", "3"]) == 0
     assert main(["status", "--url", "http://127.0.0.1:9"]) == 2
     assert "cannot reach the controller" in capsys.readouterr().err
+
+
+def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
+    import time as clock
+
+    import numpy as np
+
+    app, url = api
+    app._decide_and_install = RyuteApp._decide_and_install.__get__(app)  # no switches: harmless
+    state = app.view.state
+    for u, v in state.path_set.edges:  # no switches here: say every link is up
+        state.set_link_up(u, v, True)
+    state.push_matrix(np.ones((12, 12)) - np.eye(12))
+    state.updated_at = clock.time()
+    weights = [1.0] * state.path_set.n_paths
+    code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
+    assert code == 409 and "only in external mode" in json.loads(answer)["error"]
+    assert call(url, "/te/v1/mode", "PUT", {"mode": "external"}, TOKEN)[0] == 200
+    code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights[:3]}, TOKEN)
+    assert code == 422 and "list of 522 numbers" in json.loads(answer)["error"]
+    code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, None)
+    assert code == 401
+    code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
+    assert code == 200 and json.loads(answer)["source"] == "external", answer
+    np.testing.assert_allclose(app.decision.weights.sum(), state.path_set.n_ods)
+    state.set_link_up("ATLAng", "HSTNng", False)  # uniform weights now use a dead link
+    code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
+    result = json.loads(answer)
+    assert result["source"] == "fallback" and "malformed decision" in result["reasons"][0]
+    assert not app.decision.validate(state.down_links)
+    call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
+    app._decide_and_install = lambda: None
