@@ -7,6 +7,15 @@ network for ``epochs`` passes over the samples of the last ``window`` matrices, 
 newest ``holdout`` samples. The candidate is published only when it scores better than the current
 network on those held-back samples. Only matrices measured before a decision are ever used.
 
+**Drift** triggers a round early: a measured matrix whose total demand lies outside the training
+range recorded in the model's metadata (``observation.total_demand_mbps`` min..max) widened by
+``drift_factor``, or whose traffic mix lies further from the training data than ``drift_factor``
+times the largest training value of :func:`agents.agent.share_shift` (``observation.share_shift``),
+starts a drift episode: it is logged (warning), counted in :class:`AdaptStats`
+(``drift_events``, ``last_drift``), and the next round runs as soon as enough matrices are buffered
+instead of waiting for ``every`` new ones (counted as ``early_rounds``). The episode ends with the
+first matrix back in range; a model file without those metadata never reports drift.
+
 The same object serves the controller (feed it measured matrices with :meth:`Adapter.observe`, call
 :meth:`Adapter.step` in its own process, hot-swap what it returns) and the offline protocol
 (:class:`AdaptivePolicy`, which ``ryute evaluate --adapt`` replays).
@@ -24,7 +33,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from agents.agent import AgentPolicy, FluidLoss, decode_torch
+from agents.agent import AgentPolicy, FluidLoss, decode_torch, share_shift
 from sim.decision import Decision
 from sim.loads import od_demands
 from sim.optimal import optimal_mlu
@@ -43,6 +52,7 @@ class AdaptConfig:
     batch_size: int = 32
     lr: float = 3e-4
     seed: int = 0
+    drift_factor: float = 2.0  # how far beyond the training range a matrix is drift
 
 
 @dataclass
@@ -51,7 +61,33 @@ class AdaptStats:
     published: int = 0
     seconds: float = 0.0
     last_gain: float = 0.0  # held-back ratio of the current model minus the candidate's
-    log: list[dict] = field(default_factory=list)
+    drift_events: int = 0  # drift episodes started (a matrix out of range after in-range ones)
+    drifted_matrices: int = 0  # matrices out of the training range
+    early_rounds: int = 0  # rounds run before ``every`` new matrices because of drift
+    last_drift: list[str] = field(default_factory=list)  # reasons of the latest drift episode
+    log: list[dict] = field(default_factory=list)  # one entry per round
+
+
+def drift_reasons(agent: AgentPolicy, od_demand: np.ndarray, factor: float = 2.0) -> list[str]:
+    """Why per-OD demand ``od_demand`` [n_ods] is far from ``agent``'s training data (empty when it
+    is not): total demand or traffic mix beyond the ranges in the model's metadata by ``factor``."""
+    observed = agent.metadata.get("observation") or {}
+    reasons = []
+    total = float(od_demand.sum())
+    span = observed.get("total_demand_mbps") or {}
+    if "min" in span and "max" in span:
+        low, high = span["min"] / factor, span["max"] * factor
+        if not low <= total <= high:
+            reasons.append(f"total demand {total:.4g} Mbit/s outside {low:.4g}..{high:.4g} "
+                           f"(training range {span['min']:.4g}..{span['max']:.4g} widened "
+                           f"{factor:g}x)")
+    mix = observed.get("share_shift") or {}
+    if "max" in mix:
+        shift = share_shift(agent.net, agent.encoding, od_demand)
+        if shift is not None and shift[0] > factor * mix["max"]:
+            reasons.append(f"traffic mix shift {shift[0]:.3g} above {factor:g} x the training "
+                           f"maximum {mix['max']:.3g}")
+    return reasons
 
 
 class Adapter:
@@ -66,28 +102,44 @@ class Adapter:
         self.optima: deque[float] = deque(maxlen=c.window + h)
         self.loss = FluidLoss(agent.encoding)
         self.pending = 0
+        self.drifting = False  # inside a drift episode
+        self.early = False  # a drift episode started since the last round
         self.stats = AdaptStats()
         torch.manual_seed(c.seed)
 
-    def observe(self, tm: np.ndarray) -> None:
-        """Record one measured matrix [N, N] (Mbit/s); missing (all-zero) ones are skipped."""
+    def observe(self, tm: np.ndarray) -> list[str]:
+        """Record one measured matrix [N, N] (Mbit/s); missing (all-zero) ones are skipped.
+        Returns the drift reasons of the matrix (empty when it is within the training range)."""
         od = od_demands(self.agent.path_set, tm)
         if not od.sum() > 0:
-            return
+            return []
         self.demands.append(od.astype(np.float32))
         self.optima.append(optimal_mlu(self.graph, tm))
         self.pending += 1
+        reasons = drift_reasons(self.agent, od, self.config.drift_factor)
+        if reasons:
+            self.stats.drifted_matrices += 1
+            if not self.drifting:
+                self.stats.drift_events += 1
+                self.stats.last_drift = reasons
+                self.early = True
+                log.warning("input drift (%s): adapting early", "; ".join(reasons))
+        self.drifting = bool(reasons)
+        return reasons
 
     def due(self) -> bool:
         h = self.agent.encoding.history
-        return self.pending >= self.config.every and len(self.demands) >= h + self.config.holdout + 8
+        enough = len(self.demands) >= h + self.config.holdout + 8
+        return enough and (self.pending >= self.config.every or (self.early and self.pending > 0))
 
     def step(self) -> AgentPolicy | None:
         """Fine-tune when due; the new agent if it beats the current one on held-back samples."""
         if not self.due():
             return None
         started = time.perf_counter()
-        self.pending = 0
+        early = self.early and self.pending < self.config.every
+        self.stats.early_rounds += early
+        self.pending, self.early = 0, False
         obs, dem, opt = self._samples()
         c = self.config
         train, held = slice(0, len(obs) - c.holdout), slice(len(obs) - c.holdout, len(obs))
@@ -108,6 +160,9 @@ class Adapter:
         self.stats.rounds += 1
         self.stats.seconds += time.perf_counter() - started
         self.stats.last_gain = now - new
+        self.stats.log.append({"round": self.stats.rounds, "early": early,
+                               "held_back_current": now, "held_back_candidate": new,
+                               "published": new < now})
         if new < now:
             self.stats.published += 1
             self.agent = AgentPolicy(candidate, self.agent.encoding, {

@@ -8,7 +8,9 @@ installs. Plain torch and numpy: no gymnasium or stable-baselines3 import at dec
 The network (:class:`SplitNet`) reads the scale-free part of the observation (the last H matrices,
 each divided by its own total), the log of their totals and the link-up mask, and emits one action in
 ``(-1, 1)`` per candidate path (``tanh``): the environment's action, whose ``logit_scale`` multiple
-is a logit of a softmax per OD pair over the live candidates. It ignores the link utilizations on
+is a logit of a softmax per OD pair over the live candidates. The output is relative to a fixed
+``prior`` (a buffer of pre-tanh offsets: zero, an equal split, unless trained with
+``prior="invcap"``). It ignores the link utilizations on
 purpose: they are a function of the agent's own previous routing of the newest matrix, which it
 already sees, and leaving them out removes a feedback loop between training and serving.
 
@@ -56,6 +58,9 @@ class SplitNet(nn.Module):
     def __init__(self, index: np.ndarray, n_actions: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
         self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
+        # Pre-tanh offset of every action: the prior the network's output is relative to (zero =
+        # equal split; see ``set_prior``). A buffer: it travels with the weights.
+        self.register_buffer("prior", torch.zeros(n_actions))
         n_in = len(index)
         self.register_buffer("mean", torch.zeros(n_in))
         self.register_buffer("std", torch.ones(n_in))
@@ -76,11 +81,41 @@ class SplitNet(nn.Module):
         # Constant features (e.g. link_up without failures) keep unit scale.
         self.std.copy_(torch.where(x.std(0) > 1e-6, x.std(0), torch.ones_like(self.std)))
 
+    def set_prior(self, action: np.ndarray) -> None:
+        """Make the untrained network decide ``action`` [C] (in ``(-1, 1)``); the trained one then
+        learns offsets from it."""
+        a = torch.as_tensor(np.asarray(action), dtype=torch.float32).clamp(-0.999, 0.999)
+        self.prior.copy_(torch.atanh(a))
+
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs[..., self.index] - self.mean) / self.std
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.head(self.body(self.features(obs))))
+        return torch.tanh(self.prior + self.head(self.body(self.features(obs))))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # Model files written before the prior existed decide as if it were zero.
+        if "prior" not in state_dict and "head.bias" in state_dict:
+            state_dict = {**state_dict, "prior": torch.zeros_like(state_dict["head.bias"],
+                                                                  dtype=torch.float32)}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def share_shift(net: SplitNet, encoding: Encoding, od_demand: np.ndarray) -> np.ndarray | None:
+    """How far the traffic mix of matrices [B, n_ods] (per-OD demand) lies from the training
+    data, [B]: the mean over OD pairs of ``|z|`` (capped at 10) of each pair's share of the total,
+    standardized with the network's training statistics of the newest matrix's shares. None when
+    the network does not read shares. Scale-free, like the network's input."""
+    shares = encoding.layout["shares"]
+    newest = np.arange(shares.stop - encoding.path_set.n_ods, shares.stop)
+    where = {int(p): i for i, p in enumerate(net.index.tolist())}
+    if not all(int(p) in where for p in newest):
+        return None
+    cols = np.array([where[int(p)] for p in newest])
+    od = np.atleast_2d(np.asarray(od_demand, np.float64))
+    x = od / od.sum(axis=1, keepdims=True)
+    z = (x - net.mean.numpy()[cols]) / net.std.numpy()[cols]
+    return np.minimum(np.abs(z), 10.0).mean(axis=1)
 
 
 # ---------------------------------------------------------------------- differentiable fluid model

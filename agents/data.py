@@ -73,3 +73,12 @@ def build_samples(
     optima = optimal_series(graph, series.tm[times], cache_dir=cache_dir)
     return Samples(np.asarray(times), observations, od[times].astype(np.float32),
                    optima.astype(np.float32))
+
+
+def concat_samples(parts: list[Samples]) -> Samples:
+    """The samples of several series (e.g. the real training range and synthetic series) as one
+    set; ``times`` index their own series."""
+    if len(parts) == 1:
+        return parts[0]
+    return Samples(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("times", "observations", "demands", "optima")))

@@ -6,7 +6,12 @@ Layout of the zip::
     metadata.json    topology and path-set fingerprints, encoding, network, training data, scores,
                      library versions (see :func:`save_model`)
     weights.pt       the network's ``state_dict``: tensors only, read with
-                     ``torch.load(weights_only=True)``
+                     ``torch.load(weights_only=True)``; parameters float32 or float16
+                     (``network.weights_dtype``), loaded as float32
+
+Shipped defaults (``--model default`` -> ``agents/models/NAME.zip``): one model per topology,
+trained on the whole shared real series *and* synthetic series of the project's generator (see
+:mod:`agents.train`), so the same file serves the real series and the demo's synthetic traffic.
 
 Loading checks, in this order: it is a zip with these members, the checksums match, the metadata
 is JSON of the known format, the model was trained for this topology and path set (else a message
@@ -35,7 +40,7 @@ from sim.paths import PathSet
 
 FORMAT = "ryute-model-1"
 MEMBERS = ("manifest.json", "metadata.json", "weights.pt")
-#: A model file larger than this is refused before anything is read (the shipped ones are < 5 MB).
+#: A model file larger than this is refused before anything is read (the shipped ones are < 3 MB).
 MAX_BYTES = 256 * 2**20
 DEFAULT_DIR = Path(__file__).resolve().parent / "models"
 
@@ -82,13 +87,19 @@ def library_versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- save
-def save_model(path: str | os.PathLike, agent: AgentPolicy, metadata: dict[str, Any]) -> Path:
+def save_model(path: str | os.PathLike, agent: AgentPolicy, metadata: dict[str, Any],
+               weights_dtype: str = "float32") -> Path:
     """Write ``agent`` (network + encoding) and ``metadata`` (training description: ``topology``
     name, ``training``, ``config``, ``validation``...) to the zip ``path``, atomically.
 
     The fingerprints, encoding, network shape and library versions are added here, so every file
-    carries them whoever calls this.
+    carries them whoever calls this. ``weights_dtype="float16"`` stores the network's parameters
+    (Linear weights and biases) in half precision, half the size; buffers (normalization, prior)
+    stay float32 and loading turns everything back into float32. :func:`agents.train.train`
+    checks on the validation slice that the rounding is harmless before it asks for it.
     """
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
     path = Path(path)
     enc = agent.encoding
     net = agent.net
@@ -107,11 +118,13 @@ def save_model(path: str | os.PathLike, agent: AgentPolicy, metadata: dict[str, 
                      "n_observations": enc.n_observations},
         "network": {"class": "SplitNet", "n_inputs": len(net.index),
                     "hidden": [m.out_features for m in net.body if isinstance(m, torch.nn.Linear)],
-                    "n_actions": enc.n_actions},
+                    "n_actions": enc.n_actions, "weights_dtype": weights_dtype},
         "versions": library_versions(),
     }
     buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, buffer)
+    parameters = {name for name, _ in net.named_parameters()}
+    torch.save({k: (v.half() if k in parameters and weights_dtype == "float16" else v)
+                .detach().cpu().contiguous() for k, v in net.state_dict().items()}, buffer)
     weights = buffer.getvalue()
     meta_bytes = json.dumps(meta, indent=1, sort_keys=True).encode()
     manifest = {"format": FORMAT, "sha256": {"weights.pt": _sha(weights),

@@ -39,7 +39,7 @@ SPLITS = {
 
 
 def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: int,
-        adapt: bool) -> dict:
+        adapt: bool, overrides: dict | None = None) -> dict:
     path = shared_data_dir() / "traffic" / SERIES[topology]
     if not path.exists():
         return {"skipped": f"{path} not found (shared data absent)"}
@@ -53,7 +53,8 @@ def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: 
         first_test = None
     result: dict = {"topology": topology, "split": split, "series": series.source}
     if model is None:
-        config = TrainConfig(validation=validation, test=test, timesteps=timesteps)
+        config = TrainConfig.for_topology(topology, validation=validation, test=test,
+                                          timesteps=timesteps, **(overrides or {}))
         model_path = out_dir / f"{topology}-{split}.zip"
         started = time.perf_counter()
         agent, meta = train(topology, str(path), model_path, config, log_dir=out_dir / "logs")
@@ -81,9 +82,13 @@ def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: 
     if adapt:
         st = policies["agent_adapt"].adapter.stats
         result["adaptation"] = {"rounds": st.rounds, "published": st.published,
-                                "seconds_per_round": round(st.seconds / max(1, st.rounds), 4)}
+                                "seconds_per_round": round(st.seconds / max(1, st.rounds), 4),
+                                "drift_events": st.drift_events,
+                                "drifted_matrices": st.drifted_matrices,
+                                "early_rounds": st.early_rounds, "last_drift": st.last_drift}
     result["decision_ms_agent"] = _decision_ms(agent, graph, series, intervals)
     result["model"] = model
+    result["model_bytes"] = Path(model).stat().st_size
     return result
 
 
@@ -115,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="evaluate this model file instead of training one")
     p.add_argument("--timesteps", type=int, default=TrainConfig.timesteps)
     p.add_argument("--no-adapt", action="store_true")
+    p.add_argument("--config", type=Path, help="JSON of TrainConfig fields over the recipe")
     p.add_argument("--out-dir", type=Path, default=Path("runs/bench-agent"))
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     set_torch_threads()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    results = [run(t, args.split, args.model, args.out_dir, args.timesteps, not args.no_adapt)
-               for t in args.topologies.split(",")]
+    overrides = json.loads(args.config.read_text()) if args.config else None
+    results = [run(t, args.split, args.model, args.out_dir, args.timesteps, not args.no_adapt,
+                   overrides) for t in args.topologies.split(",")]
     text = json.dumps({"benchmark": "agent", "results": results}, indent=1)
     if args.json:
         args.json.write_text(text)

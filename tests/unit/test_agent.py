@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.adapt import AdaptConfig, AdaptivePolicy
+from agents.adapt import AdaptConfig, AdaptivePolicy, Adapter
 from agents.agent import AgentPolicy
 from agents.model_file import ModelFileError, load_agent, read_model, save_model
 from agents.train import TrainConfig, Trainer
@@ -21,7 +21,7 @@ from topologies.catalog import load_topology
 from topologies.traffic import synthetic_traffic
 
 CONFIG = TrainConfig(history=4, hidden=(32,), epochs=4, batch_size=16, lr=3e-3, augment=0.0,
-                     validation="48", test="48", timesteps=0)
+                     validation="48", test="48", timesteps=0, synthetic=0)
 
 
 @pytest.fixture(scope="module")
@@ -162,10 +162,62 @@ def test_ppo_stage_runs_and_keeps_the_better_network(tmp_path):
     graph = load_topology("ring:n=4")
     series = synthetic_traffic(graph, steps=200, seed=1, load=0.5)
     config = TrainConfig(history=2, hidden=(16,), epochs=1, validation="40", test="20",
-                         timesteps=256, augment=0.0)
+                         timesteps=256, augment=0.0, synthetic=0)
     trainer = Trainer(graph, series, config, cache_dir=tmp_path)
     trainer.fit()
     scores = trainer.stage_scores
     assert set(scores) == {"direct", "ppo"}
     kept = trainer.validate()
     assert trainer.objective(kept) <= trainer.objective(scores["direct"]) + 1e-9
+
+
+def test_drift_triggers_an_early_round_and_is_reported(trained):
+    graph, series, _, _, agent, path = trained
+    model = load_agent(path, agent.path_set)
+    span = model.metadata["observation"]["total_demand_mbps"]
+    assert span["min"] <= model.encoding.scale_reference <= span["max"]
+    adapter = Adapter(model, graph, AdaptConfig(every=1000, epochs=1, window=24, holdout=2))
+    for t in range(20):
+        assert adapter.observe(series.tm[t]) == []
+    assert adapter.step() is None and adapter.stats.rounds == 0  # not due: every=1000
+    reasons = adapter.observe(series.tm[20] * 100)  # 100x the demand: far beyond training
+    assert reasons and "total demand" in reasons[0]
+    adapter.step()
+    stats = adapter.stats
+    assert (stats.rounds, stats.early_rounds, stats.drift_events) == (1, 1, 1)
+    assert stats.log[-1]["early"] and stats.last_drift == reasons
+    # Still drifting: the same episode, no second early round.
+    adapter.observe(series.tm[21] * 100)
+    assert adapter.step() is None and stats.drift_events == 1 and stats.drifted_matrices == 2
+
+
+def test_float16_weights_are_half_the_size_and_decide_alike(trained, tmp_path):
+    graph, series, _, _, agent, path = trained
+    half = save_model(tmp_path / "half.zip", agent, {"topology": {"name": "ring5"}},
+                      weights_dtype="float16")
+    loaded = load_agent(half, agent.path_set)
+    assert loaded.metadata["network"]["weights_dtype"] == "float16"
+    assert loaded.net.head.weight.dtype == torch.float32
+    meta, state = read_model(half)
+    assert state["head.weight"].dtype == torch.float16 and state["mean"].dtype == torch.float32
+    state_ = _state(graph, agent.path_set, series)
+    assert np.abs(loaded.decide(state_).weights - agent.decide(state_).weights).max() < 1e-2
+
+
+def test_synthetic_series_join_training_and_validation(tmp_path):
+    graph = load_topology("ring:n=4")
+    series = synthetic_traffic(graph, steps=120, seed=1, load=0.5)
+    config = TrainConfig(history=2, hidden=(8,), epochs=1, validation="30", test="10",
+                         timesteps=0, augment=0.0, synthetic=2, synthetic_steps=20,
+                         synthetic_loads=(0.05, 5.0), prior="invcap", bursts=0.5)
+    trainer = Trainer(graph, series, config, cache_dir=tmp_path)
+    assert len(trainer.train_set) == (80 - 2) + 2 * (20 - 2)
+    trainer.fit()
+    assert set(trainer.stage_scores["direct"]) == {"mean", "p90", "p99", "synthetic"}
+    meta = trainer.metadata("ring4")
+    assert len(meta["training"]["synthetic"]["series"]) == 2
+    span = meta["observation"]["total_demand_mbps"]
+    # loads 0.05 and 5: totals span two decades; the reference is their geometric midpoint
+    assert span["max"] / span["min"] > 50
+    ref = trainer.encoding.scale_reference
+    assert ref == pytest.approx((span["min"] * span["max"]) ** 0.5)
