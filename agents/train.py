@@ -56,8 +56,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.agent import (FEATURES, AgentPolicy, FluidLoss, SplitNet, decode_torch,
-                          feature_index, share_shift)
+from agents.agent import (
+    FEATURES,
+    AgentPolicy,
+    FluidLoss,
+    SplitNet,
+    decode_torch,
+    feature_index,
+    share_shift,
+)
 from agents.data import Samples, build_samples, concat_samples, decision_times
 from agents.model_file import save_model
 from sim.envs.encoding import DEFAULT_LOGIT_SCALE, Encoding
@@ -532,47 +539,10 @@ def train(
     return agent, metadata
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ryute train`` to the command line."""
-    p = subparsers.add_parser(
-        "train", help="train the RL agent for a topology and write a model file",
-        description="Direct-gradient warm start, then PPO fine-tuning (--timesteps), on the "
-                    "earlier part of a series; the later part validates, the last part is "
-                    "held out.")
-    p.add_argument("--topology", required=True, help="catalog name or topology file")
-    p.add_argument("--traffic", required=True, help="a .tm.npz series, or 'synthetic'")
-    p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
-    p.add_argument("--timesteps", type=int, help="PPO steps after the warm start (default: config)")
-    p.add_argument("--epochs", type=int, help="direct-gradient epochs (default: config)")
-    p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
-    p.add_argument("--validation", help="validation intervals before the test part (N or P%%)")
-    p.add_argument("--test", help="held-out intervals at the end, never read (N or P%%; 0 for "
-                                  "a model trained on all data)")
-    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
-    p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
-                                                "(default runs/train/NAME)")
-    p.add_argument("--resume", action="store_true", help="continue from NAME.ckpt if present")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    values = json.loads(args.config.read_text()) if args.config else {}
-    for key in ("timesteps", "epochs", "seed", "validation", "test"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    config = TrainConfig.for_topology(args.topology, **values)
-    log_dir = args.log_dir or Path("runs") / "train" / args.out.stem
-    _, meta = train(args.topology, args.traffic, args.out, config, args.resume, log_dir,
-                    progress=True)
-    scores = meta["validation"]
-    final = scores.get("ppo", scores["direct"])
-    print(f"wrote {args.out}: validation ratio mean {final['mean']:.3f} p90 {final['p90']:.3f} "
-          f"p99 {final['p99']:.3f} in {meta['training']['seconds']:.0f} s")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m agents.train ...``: the same as ``ryute train ...``."""
+    from agents.train_cli import register
+
     parser = argparse.ArgumentParser(prog="python -m agents.train")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])

@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents import evaluate, train
+from agents import evaluate, train_cli
 from controller import client, demo, launcher, logs
 from controller.cli_errors import CliError
 from topologies import cli as topology_cli
 
-AREAS = [topology_cli, evaluate, train, launcher, client, demo]
+AREAS = [topology_cli, evaluate, train_cli, launcher, client, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
