@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import signal
@@ -74,7 +75,8 @@ class RyuteApp(app_manager.OSKenApp):
         self.config = config = ryute_config or ControllerConfig.load()
         self.expected: nx.DiGraph | None = (
             load_topology(config.topology) if config.topology else None)
-        self.discovery = LinkDiscovery(config.link_timeout_s)
+        self.discovery = LinkDiscovery(
+            max(2, math.ceil(config.link_timeout_s / config.lldp_interval_s)))
         self.view = NetworkView(
             self.expected, self.discovery, paths_k=config.paths_k,
             path_method=config.path_method, capacity_scale=config.capacity_scale,
@@ -90,7 +92,7 @@ class RyuteApp(app_manager.OSKenApp):
         self.fence: dict[tuple[int, int], float] = {}  # outstanding barriers (dpid, xid)
         self.after_fence: list = []
         self.started_at = time.time()
-        self.last_stats_at: float | None = None
+        self.awaiting: set[tuple[int, str]] = set()  # statistics replies of this round
         self.last_decision_at: float | None = None
         self.metrics = Metrics()
         self.api_token = config.api_token
@@ -176,7 +178,7 @@ class RyuteApp(app_manager.OSKenApp):
     def _lldp_round(self) -> None:
         for dpid, port_no, frame in self.discovery.probes():
             self._send(dpid, [openflow.packet_out(port_no, frame)])
-        expired = self.discovery.expire(time.monotonic())
+        expired = self.discovery.expire()
         for link in expired:
             LOG.warning("link %s timed out", self._link_name(link))
         if expired:
@@ -186,19 +188,34 @@ class RyuteApp(app_manager.OSKenApp):
         self._lower_fence([key for key, since in self.fence.items() if now - since > 2.0])
 
     def _poll_round(self) -> None:
-        """Close the last statistics interval, decide, and ask for the next counters."""
-        state = self.view.state
-        if state is not None and self.last_stats_at is not None:
-            self.view.record_interval(self.last_stats_at)
-            self.loop.log.measured(state.mlu)  # of the interval the last decision ran in
-            self.metrics.mlu.set(state.mlu)
-            for (u, v), value in zip(state.path_set.edges, state.utilization):
-                self.metrics.link_utilization.labels(str(u), str(v)).set(float(value))
-            self._decide_and_install()
-        for dpid in self.ready:
+        """Ask every switch for its counters; the interval closes when all have answered."""
+        if self.awaiting:  # a switch did not answer in a whole interval: close without it
+            self._close_interval()
+        self.awaiting = {(dpid, kind) for dpid in self.ready for kind in ("ports", "flows")}
+        for dpid in sorted(self.ready):  # a copy: handlers may change the set
             self._send(dpid, [openflow.port_stats_request(),
                               openflow.own_flows_request(self.config.cookie,
                                                          pipeline.TABLE_INGRESS)])
+
+    def _statistics_in(self, dpid: int, kind: str, last_part: bool) -> None:
+        if not last_part or (dpid, kind) not in self.awaiting:
+            return
+        self.awaiting.discard((dpid, kind))
+        if not self.awaiting:
+            self._close_interval()
+
+    def _close_interval(self) -> None:
+        """Statistics in: loads and OD matrix into the state, then decide and install."""
+        self.awaiting = set()
+        state = self.view.state
+        if state is None:
+            return
+        self.view.record_interval(time.time())
+        self.loop.log.measured(state.mlu)  # of the interval the last decision ran in
+        self.metrics.mlu.set(state.mlu)
+        for (u, v), value in zip(state.path_set.edges, state.utilization):
+            self.metrics.link_utilization.labels(str(u), str(v)).set(float(value))
+        self._decide_and_install()
 
     def _send(self, dpid: int, messages: list) -> None:
         datapath = self.datapaths.get(dpid)
@@ -266,7 +283,7 @@ class RyuteApp(app_manager.OSKenApp):
 
     def _install(self, decision: Decision) -> None:
         self.decision = decision
-        for dpid in self.ready:
+        for dpid in sorted(self.ready):  # a copy: handlers may change the set
             self._sync_groups(dpid)
 
     def _topology_changed(self) -> None:
@@ -284,7 +301,7 @@ class RyuteApp(app_manager.OSKenApp):
                     self._install(self.decision.masked(down))
                 except ValueError:  # an OD pair lost all its paths: the fallback knows better
                     self._install(fallback.decide(state))
-        for dpid in self.ready:
+        for dpid in sorted(self.ready):  # a copy: handlers may change the set
             self._sync(dpid)
 
     def _sync(self, dpid: int) -> None:
@@ -356,6 +373,7 @@ class RyuteApp(app_manager.OSKenApp):
             del self.datapaths[dpid]
             self.ready.discard(dpid)
             self.reconciling.pop(dpid, None)
+            self.awaiting = {key for key in self.awaiting if key[0] != dpid}
             gone = self.discovery.switch_down(dpid)
             LOG.warning("switch %s disconnected (%d links gone)", self.view.name(dpid), len(gone))
             self._lower_fence([key for key in self.fence if key[0] == dpid])
@@ -379,7 +397,7 @@ class RyuteApp(app_manager.OSKenApp):
              stats.duration_sec + stats.duration_nsec / 1e9)
             for stats in msg.body
             if stats.table_id == pipeline.TABLE_INGRESS and "eth_dst" in stats.match])
-        self.last_stats_at = time.time()
+        self._statistics_in(dpid, "flows", not msg.flags & OFP.OFPMPF_REPLY_MORE)
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     @guarded
@@ -466,9 +484,11 @@ class RyuteApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded
     def on_port_stats(self, ev) -> None:
-        self.view.port_stats(ev.msg.datapath.id, [
+        msg = ev.msg
+        self.view.port_stats(msg.datapath.id, [
             (stats.port_no, stats.tx_bytes, stats.duration_sec + stats.duration_nsec / 1e9)
-            for stats in ev.msg.body if stats.port_no <= OFP.OFPP_MAX])
+            for stats in msg.body if stats.port_no <= OFP.OFPP_MAX])
+        self._statistics_in(msg.datapath.id, "ports", not msg.flags & OFP.OFPMPF_REPLY_MORE)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     @guarded
@@ -488,7 +508,7 @@ class RyuteApp(app_manager.OSKenApp):
             return
         ethertype = int.from_bytes(data[12:14], "big")
         if ethertype == ether_types.ETH_TYPE_LLDP:
-            link = self.discovery.lldp_received(dpid, in_port, data, time.monotonic())
+            link = self.discovery.lldp_received(dpid, in_port, data)
             if link is not None:
                 LOG.info("link %s discovered", self._link_name(link))
                 self._topology_changed()
@@ -502,9 +522,14 @@ class RyuteApp(app_manager.OSKenApp):
         eth = frame.get_protocol(ethernet.ethernet)
         if eth is None or eth.src == PROBE_MAC:
             return
-        if (request := frame.get_protocol(arp.arp)) is not None:
+        request, ip = frame.get_protocol(arp.arp), frame.get_protocol(ipv4.ipv4)
+        if (problem := _malformed(eth, request, ip)) is not None:
+            LOG.info("ignoring a malformed packet-in from %s:%d (%s)", self.view.name(dpid),
+                     in_port, problem)
+            return
+        if request is not None:
             self._on_arp(dpid, in_port, request)
-        elif (ip := frame.get_protocol(ipv4.ipv4)) is not None:
+        elif ip is not None:
             self._learn(eth.src, ip.src, dpid, in_port)
             if self.view.host_by_ip(ip.dst) is None:
                 self._probe(ip.dst)
@@ -551,7 +576,7 @@ class RyuteApp(app_manager.OSKenApp):
         if host is None:
             return
         LOG.info("host %s (%s) at %s:%d", ip, mac, self.view.name(dpid), port)
-        for dpid_ in self.ready:
+        for dpid_ in sorted(self.ready):
             self._sync(dpid_)
         self._raise_fence()
         for asker in self.pending_arp.pop(ip, ()):
@@ -566,7 +591,7 @@ class RyuteApp(app_manager.OSKenApp):
         back from its peer are everywhere.
         """
         now = time.monotonic()
-        for dpid in self.ready:
+        for dpid in sorted(self.ready):  # a copy: handlers may change the set
             barrier = openflow.barrier()
             self._send(dpid, [barrier])
             self.fence[dpid, barrier.xid] = now
@@ -784,6 +809,49 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _malformed(eth, request, ip) -> str | None:
+    """Why an ARP or IPv4 frame from a host cannot be learned from (None: it can).
+
+    os-ken parses what it can and leaves the rest as raw bytes, so a truncated ARP or IPv4
+    frame arrives without its protocol, and a garbled one with nonsense fields: neither may
+    teach the controller a host (a broadcast MAC, or a known host's MAC at a broadcast IP).
+    """
+    if eth.ethertype == ether_types.ETH_TYPE_ARP:
+        if request is None:
+            return "truncated ARP"
+        if ((request.hwtype, request.proto, request.hlen, request.plen) != (1, 0x0800, 6, 4)
+                or request.opcode not in (arp.ARP_REQUEST, arp.ARP_REPLY)):
+            return "not an ARP for IPv4 over Ethernet"
+        if not _unicast_mac(request.src_mac) or not _host_address(request.src_ip, zero=True):
+            return f"ARP sender {request.src_mac} {request.src_ip}"
+    elif eth.ethertype == ether_types.ETH_TYPE_IP:
+        if ip is None:
+            return "truncated IPv4"
+        if ip.version != 4 or ip.header_length < 5:
+            return "bad IPv4 header"
+        if not _host_address(ip.src):
+            return f"IPv4 source {ip.src}"
+    if not _unicast_mac(eth.src):
+        return f"source MAC {eth.src}"
+    return None
+
+
+def _unicast_mac(mac: str) -> bool:
+    return not int(mac.split(":")[0], 16) & 1
+
+
+def _host_address(address: str, zero: bool = False) -> bool:
+    """An address a host may have (or 0.0.0.0, which ARP probes use, with ``zero``)."""
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    if ip.is_unspecified:
+        return zero
+    return not (ip.is_multicast or ip.is_loopback or ip == ipaddress.IPv4Address(
+        "255.255.255.255"))
 
 
 def _is_live(port) -> bool:

@@ -2,8 +2,12 @@
 
 Every live port of every switch periodically sends an LLDP frame that names its switch and port;
 a switch receiving it on port P hands it to the controller (our LLDP rule), which learns the
-directed link (sender switch, sender port) -> (receiver switch, P). A link that is not confirmed
-within ``timeout_s``, or whose port or switch goes down, is removed.
+directed link (sender switch, sender port) -> (receiver switch, P). A link that misses
+``timeout_rounds`` rounds of probes, or whose port or switch goes down, is removed.
+
+Time is counted in probe rounds actually sent, not in seconds: a controller that stalls (a
+starved machine, a long garbage collection) sends no probes meanwhile and so does not declare
+every link dead at once when it wakes up.
 """
 from __future__ import annotations
 
@@ -67,10 +71,11 @@ def parse_lldp_frame(data: bytes) -> tuple[int, int] | None:
 class LinkDiscovery:
     """The set of live switches, their ports and the links LLDP has confirmed."""
 
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
+    def __init__(self, timeout_rounds: int = 3) -> None:
+        self.timeout_rounds = timeout_rounds
+        self.round = 0
         self._ports: dict[int, dict[int, str]] = {}
-        self._last_seen: dict[Link, float] = {}
+        self._last_seen: dict[Link, int] = {}
 
     @property
     def switches(self) -> list[int]:
@@ -105,12 +110,13 @@ class LinkDiscovery:
                           or (link.dst, link.dst_port) == (dpid, port_no))
 
     def probes(self) -> list[tuple[int, int, bytes]]:
-        """(dpid, port, frame) for every live port: what to send this round."""
+        """(dpid, port, frame) for every live port: what to send in a new round."""
+        self.round += 1
         return [(dpid, port_no, lldp_frame(dpid, port_no, hw_addr))
                 for dpid, ports in sorted(self._ports.items())
                 for port_no, hw_addr in sorted(ports.items())]
 
-    def lldp_received(self, dpid: int, in_port: int, data: bytes, now: float) -> Link | None:
+    def lldp_received(self, dpid: int, in_port: int, data: bytes) -> Link | None:
         """Refresh the link this probe proves; returns it only when it is new."""
         origin = parse_lldp_frame(data)
         if origin is None:
@@ -120,12 +126,12 @@ class LinkDiscovery:
             return None  # a probe from a switch or to a port we do not (yet) know
         link = Link(src, src_port, dpid, in_port)
         is_new = link not in self._last_seen
-        self._last_seen[link] = now
+        self._last_seen[link] = self.round
         return link if is_new else None
 
-    def expire(self, now: float) -> list[Link]:
-        """Drop links not confirmed within the timeout; returns them."""
-        return self._drop(lambda link: now - self._last_seen[link] > self.timeout_s)
+    def expire(self) -> list[Link]:
+        """Drop links that missed more than ``timeout_rounds`` rounds; returns them."""
+        return self._drop(lambda link: self.round - self._last_seen[link] > self.timeout_rounds)
 
     def _drop(self, condition) -> list[Link]:
         gone = [link for link in self._last_seen if condition(link)]

@@ -69,8 +69,8 @@ class FaultInjector:
             return _unchecked(decision, np.full_like(decision.weights, np.nan))
         if kind == "down_link":
             dead = ~state.path_set.live_paths(state.down_links)
-            if dead.any():
-                return _unchecked(decision, dead.astype(float))
+            if dead.any():  # the agent's weights, plus weight on every path over a dead link
+                return _unchecked(decision, decision.weights + dead)
         return decision
 
 

@@ -253,4 +253,5 @@ class NetworkView:
     def record_interval(self, now: float) -> None:
         """Close a statistics interval: current loads and the OD matrix into the state."""
         self.state.set_loads(self.link_loads(), at=now)
-        self.state.push_matrix(self.od_matrix())
+        if self.flow_rates.rates:  # before two samples there is no rate: no matrix, not zeros
+            self.state.push_matrix(self.od_matrix())

@@ -18,14 +18,14 @@ def connect(view: NetworkView, discovery: LinkDiscovery, links, ports_per_switch
         view.switch_added(dpid, {p: 100.0 for p in ports})
     for src, src_port, dst, dst_port in links:
         frame = lldp_frame(src, src_port, f"00:00:00:00:{src:02x}:{src_port:02x}")
-        discovery.lldp_received(dst, dst_port, frame, now=0.0)
+        discovery.lldp_received(dst, dst_port, frame)
 
 
 LINEAR3 = [(1, 2, 2, 2), (2, 2, 1, 2), (2, 3, 3, 2), (3, 2, 2, 3)]
 
 
 def linear_view(scale: float = 1.0) -> tuple[NetworkView, LinkDiscovery]:
-    discovery = LinkDiscovery(timeout_s=3.0)
+    discovery = LinkDiscovery(timeout_rounds=3)
     view = NetworkView(load_topology("linear:n=3"), discovery, capacity_scale=scale)
     connect(view, discovery, LINEAR3)
     view.links_changed()
@@ -96,7 +96,7 @@ def test_measured_rates_are_converted_to_the_topology_units():
 
 
 def test_without_a_topology_file_the_network_is_what_discovery_found():
-    discovery = LinkDiscovery(timeout_s=3.0)
+    discovery = LinkDiscovery(timeout_rounds=3)
     view = NetworkView(None, discovery)
     discovery.switch_up(3, {1: "00:00:00:00:03:01"})
     view.switch_added(3, {})  # no link yet: not routable, and no error
