@@ -541,15 +541,31 @@ class PingResult:
 _REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", re.MULTILINE)
 
 
+_TRANSMITTED = re.compile(r"^(\d+) packets transmitted", re.MULTILINE)
+
+
 class PingRun:
     def __init__(self, process: subprocess.Popen, count: int, interval_s: float) -> None:
         self.process, self.count, self.interval_s = process, count, interval_s
+        self.stopped = False
+
+    def stop(self) -> PingResult:
+        """End ping early (SIGINT, as ^C) and return what it saw. Echo requests of the last
+        half second may still have been in flight: they are not counted."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.stopped = True
+        return self.result()
 
     def result(self, timeout_s: float | None = None) -> PingResult:
         timeout_s = timeout_s if timeout_s is not None else self.count * self.interval_s * 3 + 30
         out = self.process.output(timeout_s)
         replies = {int(seq): float(at) for at, seq in _REPLY.findall(out)}
-        return PingResult(self.count, self.interval_s, replies, out)
+        count = self.count
+        if self.stopped and (sent := _TRANSMITTED.search(out)):
+            count = max(0, int(sent.group(1)) - int(0.5 / self.interval_s))
+            replies = {seq: at for seq, at in replies.items() if seq <= count}
+        return PingResult(count, self.interval_s, replies, out)
 
 
 class Iperf3Run:

@@ -60,7 +60,9 @@ def test_a_killed_run_is_cleaned_up_by_the_next():
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-    assert pids and all(alive(pid) for pid in pids)
+    # The host shells may end with their owner (their stdin closes); the controller and the
+    # bridges stay behind until someone cleans up.
+    assert pids and alive(pids[0])
     assert {"s1", "s2"} <= ovs_bridges()
     assert len(reap_dead_runs()) == 1
     deadline = time.monotonic() + 10

@@ -1,0 +1,154 @@
+"""What the switches should hold, computed in the test from the TE core alone.
+
+Nothing here asks the controller: the path set and the fallback decision are rebuilt from the
+topology (capacities divided by the testbed's scale, as the controller does), and the ports
+come from the Mininet topology. Comparing this with what ``ovs-ofctl`` reads back from the
+switches checks the whole chain (discovery, path ids, labels, weights, ports).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import networkx as nx
+
+from agents.baselines import shortest_path_decision
+from sim.decision import Decision
+from sim.paths import PathSet
+from sim.testbed import Testbed
+from topologies.catalog import load_topology
+
+LABEL_OFFSET = 16  # DESIGN.md: MPLS label = path id + 16 (labels 0-15 are reserved)
+WEIGHT_SCALE = 1000  # bucket weight = round(decision weight * 1000)
+
+Bucket = tuple[int, int, int]  # (MPLS label, weight, output port)
+
+
+@lru_cache(maxsize=8)
+def scaled_graph(spec: str, scale: float) -> nx.DiGraph:
+    """The topology with capacities divided by ``scale`` (shared: do not modify it)."""
+    graph = load_topology(spec).copy()
+    for _, _, data in graph.edges(data=True):
+        data["capacity_mbps"] = data["capacity_mbps"] / scale
+    return graph
+
+
+def controller_graph(testbed: Testbed) -> nx.DiGraph:
+    """The network as the controller's topology file describes it, capacities scaled."""
+    return scaled_graph(testbed.controller_topology or testbed.topology, testbed.scale)
+
+
+def path_set(testbed: Testbed) -> PathSet:
+    return PathSet.from_graph(controller_graph(testbed), k=4, method="hops")
+
+
+def both_ways(*links: tuple[str, str]) -> set[tuple[str, str]]:
+    return {(u, v) for link in links for u, v in (link, link[::-1])}
+
+
+def fallback(paths: PathSet, down_links: Iterable[tuple[str, str]] = ()) -> Decision:
+    """The fallback the controller must install: invcap, ECMP ties, live links only."""
+    return shortest_path_decision(paths, "invcap", ecmp_ties=True, down_links=down_links,
+                                  strict=False)
+
+
+def switch_of(testbed: Testbed, node: str) -> str:
+    """The bridge of a node of the controller's topology (same dpid on both sides)."""
+    return f"{testbed.switch_prefix}{controller_graph(testbed).nodes[node]['dpid']}"
+
+
+def host_of(testbed: Testbed, node: str) -> str:
+    """The (first) Mininet host behind a node of the controller's topology."""
+    dpid = controller_graph(testbed).nodes[node]["dpid"]
+    return next(spec.name for spec in testbed.topo.host_specs if spec.dpid == dpid)
+
+
+def expected_groups(testbed: Testbed, paths: PathSet,
+                    decision: Decision) -> dict[str, dict[int, list[Bucket]]]:
+    """``{switch: {group id: sorted buckets}}``: one SELECT group per OD pair at its source,
+    group id = the destination's dpid, one bucket per path whose links all exist in the
+    emulated network (a path over a link the network lacks cannot be labelled)."""
+    graph = controller_graph(testbed)
+    port_of = testbed.topo.port_of
+    groups: dict[str, dict[int, list[Bucket]]] = {}
+    for od, (src, dst) in enumerate(paths.od_pairs):
+        switch = switch_of(testbed, src)
+        buckets = []
+        for path_id in paths.paths_of(od):
+            hops = [(switch_of(testbed, u), switch_of(testbed, v))
+                    for u, v in paths.links_of(path_id)]
+            if any(hop not in port_of for hop in hops):
+                continue
+            weight = round(float(decision.weights[path_id]) * WEIGHT_SCALE)
+            buckets.append((path_id + LABEL_OFFSET, weight, port_of[hops[0]]))
+        groups.setdefault(switch, {})[graph.nodes[dst]["dpid"]] = sorted(buckets)
+    for node in graph.nodes:
+        groups.setdefault(switch_of(testbed, node), {})
+    return groups
+
+
+def installed_groups(testbed: Testbed,
+                     switches: Iterable[str] | None = None) -> dict[str, dict[int, list[Bucket]]]:
+    """The same shape, read back from the switches with ``ovs-ofctl dump-groups``."""
+    installed = {}
+    for switch in sorted(switches if switches is not None else testbed.bridges):
+        groups = testbed.dump_groups(switch)
+        assert all(group.type == "select" for group in groups.values()), groups
+        installed[switch] = {gid: sorted(group.buckets) for gid, group in groups.items()}
+    return installed
+
+
+def group_differences(expected: dict, installed: dict) -> list[str]:
+    """Human-readable differences, empty when the switches hold exactly what is expected."""
+    problems = []
+    for switch in sorted(set(expected) | set(installed)):
+        want, have = expected.get(switch, {}), installed.get(switch, {})
+        for gid in sorted(set(want) | set(have)):
+            if want.get(gid) != have.get(gid):
+                problems.append(f"{switch} group {gid}: expected {want.get(gid)}, "
+                                f"installed {have.get(gid)}")
+    return problems
+
+
+def weighted_paths(paths: PathSet, decision: Decision, src: str, dst: str) -> list[int]:
+    """Path ids of OD pair (src, dst) that carry weight."""
+    return [p for p in paths.paths_of((src, dst)) if decision.weights[p] > 0]
+
+
+def bottleneck_mbps(paths: PathSet, path_id: int) -> float:
+    return float(min(paths.capacities[paths.link_index(u, v)]
+                     for u, v in paths.links_of(path_id)))
+
+
+def single_path_pairs(paths: PathSet, decision: Decision) -> list[tuple[str, str, int]]:
+    """(src, dst, path id) of every OD pair the decision puts on exactly one path."""
+    pairs = []
+    for src, dst in paths.od_pairs:
+        weighted = weighted_paths(paths, decision, src, dst)
+        if len(weighted) == 1:
+            pairs.append((src, dst, weighted[0]))
+    return pairs
+
+
+def wait_until_ready(testbed: Testbed, timeout_s: float = 60.0) -> dict:
+    """Every switch connected, every link of the network discovered, and every switch
+    holding its groups (the controller has taken it over): returns the status."""
+    switches, links = len(testbed.bridges), testbed.graph.number_of_edges()
+
+    def ready():
+        status = testbed.get("/te/v1/status")
+        if status["switches"] != switches or status["links"] != links:
+            return None
+        prefix = testbed.switch_prefix
+        expected = {f"{prefix}{data['dpid']}": 0 for _, data in testbed.graph.nodes(data=True)}
+        for src in testbed.graph.nodes:
+            if testbed.graph.nodes[src].get("hosts", True):
+                expected[f"{prefix}{testbed.graph.nodes[src]['dpid']}"] = sum(
+                    1 for dst in testbed.graph.nodes
+                    if dst != src and testbed.graph.nodes[dst].get("hosts", True))
+        for switch, count in expected.items():
+            if len(testbed.dump_groups(switch)) != count:
+                return None
+        return status
+
+    return testbed.wait_for(ready, timeout_s=timeout_s)
