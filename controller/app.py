@@ -93,6 +93,9 @@ class RyuteApp(app_manager.OSKenApp):
         self.after_fence: list = []
         self.started_at = time.time()
         self.awaiting: set[tuple[int, str]] = set()  # statistics replies of this round
+        self.topology_change_pending = False
+        self.label_cache: tuple[Any, dict] = (None, {})
+        self.group_cache: tuple[Any, Any, dict] = (None, None, {})
         self.last_decision_at: float | None = None
         self.metrics = Metrics()
         self.api_token = config.api_token
@@ -282,12 +285,15 @@ class RyuteApp(app_manager.OSKenApp):
             metrics.health_transitions.labels(record.transition).inc()
 
     def _install(self, decision: Decision) -> None:
+        """New weights: one group modification per changed OD pair, nothing else."""
         self.decision = decision
+        groups = self._desired_groups()
         for dpid in sorted(self.ready):  # a copy: handlers may change the set
-            self._sync_groups(dpid)
+            self._sync_groups(dpid, groups.get(dpid, {}))
 
     def _topology_changed(self) -> None:
         """Links changed: move weight off dead paths at once, before any new decision."""
+        ports_before = dict(self.view.link_ports)
         rebuilt = self.view.links_changed()
         if rebuilt:
             self._path_set_changed()
@@ -301,14 +307,43 @@ class RyuteApp(app_manager.OSKenApp):
                     self._install(self.decision.masked(down))
                 except ValueError:  # an OD pair lost all its paths: the fallback knows better
                     self._install(fallback.decide(state))
+        # A link going down or coming back changes weights only (its ports are remembered);
+        # rules change only for a new path set or newly learned ports.
+        if rebuilt or self.view.link_ports != ports_before:
+            self._sync_all()
+
+    def _schedule_topology_change(self) -> None:
+        """Take several discoveries of one LLDP round in one update, not one update each."""
+        if not self.topology_change_pending:
+            self.topology_change_pending = True
+            hub.spawn_after(0.05, self._pending_topology_change)
+
+    def _pending_topology_change(self) -> None:
+        self.topology_change_pending = False
+        try:
+            self._topology_changed()
+            self._finish_reconciliations()
+        except Exception:
+            LOG.exception("topology update failed")
+
+    def _label_rules(self, fabric: pipeline.Fabric) -> dict[int, list[pipeline.Flow]]:
+        """Label rules per switch, recomputed only when the paths or their ports change."""
+        key = (self.view.version, tuple(sorted(fabric.link_ports.items())))
+        if self.label_cache[0] != key:
+            self.label_cache = (key, pipeline.label_flows_by_switch(fabric))
+        return self.label_cache[1]
+
+    def _sync_all(self) -> None:
         for dpid in sorted(self.ready):  # a copy: handlers may change the set
             self._sync(dpid)
 
     def _sync(self, dpid: int) -> None:
         """Make the switch hold exactly the desired groups and rules: send only differences."""
-        self._sync_groups(dpid)
+        groups = self._desired_groups().get(dpid, {})
+        self._sync_groups(dpid, groups)
         fabric = self.view.fabric()
-        desired = (pipeline.desired_flows(fabric, dpid) if fabric is not None
+        desired = (pipeline.desired_flows(fabric, dpid, self._label_rules(fabric))
+                   if fabric is not None
                    else {rule.key: rule for rule in pipeline.base_flows()})
         installed = self.installed_flows.setdefault(dpid, {})
         changed = [rule for key, rule in desired.items() if installed.get(key) != rule]
@@ -320,22 +355,27 @@ class RyuteApp(app_manager.OSKenApp):
             installed[rule.key] = rule
         for key in stale:
             del installed[key]
-        stale_groups = [gid for gid in self.installed_groups.get(dpid, {})
-                        if gid not in self._desired_groups(dpid)]
+        stale_groups = [gid for gid in self.installed_groups.get(dpid, {}) if gid not in groups]
         self._send(dpid, [openflow.group_delete(gid) for gid in stale_groups])
         for gid in stale_groups:
             del self.installed_groups[dpid][gid]
 
-    def _desired_groups(self, dpid: int) -> dict[int, pipeline.Group]:
+    def _desired_groups(self) -> dict[int, dict[int, pipeline.Group]]:
+        """Every switch's groups for the current decision, computed once (cached per decision)."""
         fabric = self.view.fabric()
         if fabric is None or self.decision is None:
             return {}
-        return pipeline.desired_groups(fabric, dpid, self.decision)
+        key = (self.view.version, tuple(sorted(fabric.link_ports.items())))
+        decision, cached_key, groups = self.group_cache
+        if decision is not self.decision or cached_key != key:
+            groups = pipeline.groups_by_switch(fabric, self.decision)
+            self.group_cache = (self.decision, key, groups)
+        return groups
 
-    def _sync_groups(self, dpid: int) -> None:
+    def _sync_groups(self, dpid: int, groups: dict[int, pipeline.Group]) -> None:
         installed = self.installed_groups.setdefault(dpid, {})
         messages = []
-        for gid, group in self._desired_groups(dpid).items():
+        for gid, group in groups.items():
             if gid not in installed:
                 messages.append(openflow.group_add(group))
             elif installed[gid] != group:
@@ -511,8 +551,7 @@ class RyuteApp(app_manager.OSKenApp):
             link = self.discovery.lldp_received(dpid, in_port, data)
             if link is not None:
                 LOG.info("link %s discovered", self._link_name(link))
-                self._topology_changed()
-                self._finish_reconciliations()
+                self._schedule_topology_change()
             return
         try:
             frame = packet.Packet(data)
@@ -576,8 +615,7 @@ class RyuteApp(app_manager.OSKenApp):
         if host is None:
             return
         LOG.info("host %s (%s) at %s:%d", ip, mac, self.view.name(dpid), port)
-        for dpid_ in sorted(self.ready):
-            self._sync(dpid_)
+        self._sync_all()
         self._raise_fence()
         for asker in self.pending_arp.pop(ip, ()):
             self._answer_arp(host, *asker)

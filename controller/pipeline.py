@@ -136,25 +136,26 @@ def base_flows() -> list[Flow]:
     ]
 
 
-def label_flows(fabric: Fabric, dpid: int) -> list[Flow]:
-    """Transit and egress rules of every installable path through switch ``dpid``."""
-    node = fabric.node_of.get(dpid)
-    if node is None:
-        return []
-    rules = []
+def label_flows_by_switch(fabric: Fabric) -> dict[int, list[Flow]]:
+    """Transit and egress rules of every installable path, per switch, in one pass."""
+    rules: dict[int, list[Flow]] = {dpid: [] for dpid in fabric.dpid_of.values()}
     for path_id in np.flatnonzero(fabric.installable()):
         path = fabric.path_set.paths[path_id]
-        if node not in path[1:]:
-            continue  # the first switch pushes the label in the group; it never matches on it
-        position = path.index(node)
         label = label_of(int(path_id))
-        if position == len(path) - 1:
-            actions = (("pop_mpls", ETH_IPV4), ("goto", TABLE_DELIVER))
-        else:
-            actions = (("output", fabric.link_ports[node, path[position + 1]][0]),)
-        rules.append(flow(TABLE_CLASSIFY, PRIORITY_LABEL, actions, eth_type=ETH_MPLS,
-                          mpls_label=label))
+        # The first switch pushes the label in its group; it never matches on it.
+        for position, node in enumerate(path[1:], start=1):
+            if position == len(path) - 1:
+                actions = (("pop_mpls", ETH_IPV4), ("goto", TABLE_DELIVER))
+            else:
+                actions = (("output", fabric.link_ports[node, path[position + 1]][0]),)
+            rules[fabric.dpid_of[node]].append(flow(
+                TABLE_CLASSIFY, PRIORITY_LABEL, actions, eth_type=ETH_MPLS, mpls_label=label))
     return rules
+
+
+def label_flows(fabric: Fabric, dpid: int) -> list[Flow]:
+    """Transit and egress rules of every installable path through switch ``dpid``."""
+    return label_flows_by_switch(fabric).get(dpid, [])
 
 
 def host_flows(fabric: Fabric, dpid: int) -> list[Flow]:
@@ -174,8 +175,11 @@ def host_flows(fabric: Fabric, dpid: int) -> list[Flow]:
     return rules
 
 
-def desired_flows(fabric: Fabric, dpid: int) -> dict[tuple, Flow]:
-    rules = base_flows() + label_flows(fabric, dpid) + host_flows(fabric, dpid)
+def desired_flows(fabric: Fabric, dpid: int,
+                  labels: dict[int, list[Flow]] | None = None) -> dict[tuple, Flow]:
+    """Every rule switch ``dpid`` should hold (``labels``: precomputed label rules, by switch)."""
+    labels = label_flows_by_switch(fabric) if labels is None else labels
+    rules = base_flows() + labels.get(dpid, []) + host_flows(fabric, dpid)
     return {rule.key: rule for rule in rules}
 
 
@@ -186,21 +190,21 @@ def group_ids(fabric: Fabric, dpid: int) -> list[int]:
 
 
 def desired_groups(fabric: Fabric, dpid: int, decision: Decision) -> dict[int, Group]:
-    """The SELECT group of every OD pair leaving ``dpid``, weighted by ``decision``.
+    """The SELECT group of every OD pair leaving ``dpid``, weighted by ``decision``."""
+    return groups_by_switch(fabric, decision).get(dpid, {})
+
+
+def groups_by_switch(fabric: Fabric, decision: Decision) -> dict[int, dict[int, Group]]:
+    """The SELECT group of every OD pair, by ingress switch, weighted by ``decision``.
 
     Paths that cannot be installed (a link's ports unknown) get no bucket; an OD pair whose
     weight would be all on such paths keeps buckets with weight 0 (the group drops, as the
     network cannot carry that demand until its links are known).
     """
-    node = fabric.node_of.get(dpid)
-    if node is None:
-        return {}
     path_set = fabric.path_set
     installable = fabric.installable()
-    groups = {}
+    groups: dict[int, dict[int, Group]] = {dpid: {} for dpid in fabric.dpid_of.values()}
     for od, (src, dst) in enumerate(path_set.od_pairs):
-        if src != node:
-            continue
         buckets = []
         for path_id in path_set.paths_of(od):
             if not installable[path_id]:
@@ -209,5 +213,5 @@ def desired_groups(fabric: Fabric, dpid: int, decision: Decision) -> dict[int, G
             weight = int(round(float(decision.weights[path_id]) * WEIGHT_SCALE))
             buckets.append(Bucket(weight, label_of(path_id), fabric.link_ports[path[0], path[1]][0]))
         group_id = fabric.dpid_of[dst]
-        groups[group_id] = Group(group_id, tuple(buckets))
+        groups[fabric.dpid_of[src]][group_id] = Group(group_id, tuple(buckets))
     return groups

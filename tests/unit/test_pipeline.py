@@ -42,9 +42,10 @@ def matches(rule: pipeline.Flow, packet: dict) -> bool:
 
 def walk(fabric: Fabric, decision: Decision, src: Host, dst: Host) -> list[tuple]:
     """Every way a packet from ``src`` to ``dst`` can go: (labels pushed, switches, end)."""
-    rules = {dpid: sorted(pipeline.desired_flows(fabric, dpid).values(),
+    labels = pipeline.label_flows_by_switch(fabric)
+    rules = {dpid: sorted(pipeline.desired_flows(fabric, dpid, labels).values(),
                           key=lambda r: -r.priority) for dpid in fabric.node_of}
-    groups = {dpid: pipeline.desired_groups(fabric, dpid, decision) for dpid in fabric.node_of}
+    groups = pipeline.groups_by_switch(fabric, decision)
     neighbour = {(fabric.dpid_of[u], ports[0]): (fabric.dpid_of[v], ports[1])
                  for (u, v), ports in fabric.link_ports.items()}
     hosts_at = {(host.dpid, host.port): host for host in fabric.hosts.values()}
