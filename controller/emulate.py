@@ -713,8 +713,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sim.emulate ...``: the same as ``ryute emulate ...``."""
-    parser = argparse.ArgumentParser(prog="python -m sim.emulate")
+    """``python -m controller.emulate ...``: the same as ``ryute emulate ...``."""
+    parser = argparse.ArgumentParser(prog="python -m controller.emulate")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["emulate", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
