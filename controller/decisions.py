@@ -65,7 +65,7 @@ class HealthConfig:
     mlu_margin: float = 0.10
     """Unhealthy when the agent's predicted MLU exceeds the fallback's by more than this share."""
     drift_factor: float = 10.0
-    """Unhealthy when the total demand is outside [1/f, f] x the training data's mean total."""
+    """Unhealthy when the total demand is outside [1/f, f] x the model's training reference."""
     recover_after: int = 3
     """Consecutive healthy decisions before the agent is trusted (again)."""
 
@@ -286,7 +286,7 @@ class DecisionLoop:
             total, factor = float(matrix.sum()), self.config.drift_factor
             if not reference / factor <= total <= reference * factor:
                 reasons.append(f"input drift: total demand {total:.4g} Mbit/s is outside "
-                               f"[1/{factor:g}, {factor:g}] x the training mean {reference:.4g}")
+                               f"[1/{factor:g}, {factor:g}] x the training reference {reference:.4g}")
         if self._busy.is_set():
             return None, None, reasons + ["previous agent decision still running"]
         agent, snapshot = self.agent, _snapshot(state)
