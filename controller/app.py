@@ -25,16 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import eventlet
+import networkx as nx
 import numpy as np
 from eventlet import tpool
-
-import networkx as nx
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER
-from os_ken.controller.handler import set_ev_cls
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
 from os_ken.lib import hub
-from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet
+from os_ken.lib.packet import arp, ether_types, ethernet, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from agents.baselines import ShortestPathPolicy

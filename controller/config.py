@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 # "RYUTE" in ASCII: every rule and group the app installs carries it, so that a restarted
 # controller finds, reconciles and removes its own state without touching anyone else's.
@@ -64,7 +65,7 @@ class ControllerConfig:
     mlu_margin: float = 0.10
     """The agent is unhealthy when its predicted MLU exceeds the fallback's by this share."""
     drift_factor: float = 10.0
-    """The agent is unhealthy when the total demand is outside [1/f, f] x its training mean."""
+    """The agent is unhealthy when the total demand is outside [1/f, f] x its training reference."""
     recover_after: int = 3
     """Consecutive healthy decisions before the agent is trusted again."""
     cookie: int = DEFAULT_COOKIE

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from os_ken.lib.packet import ethernet, ether_types, lldp, packet
+from os_ken.lib.packet import ether_types, ethernet, lldp, packet
 
 LOG = logging.getLogger(__name__)
 

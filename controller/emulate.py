@@ -225,8 +225,8 @@ class Monitor:
         links = topology.get("graph_links", [])
         self.readings.append(Reading(
             at=at, start=previous,
-            utilization={(l["src"], l["dst"]): l["utilization"] for l in links},
-            load_mbps={(l["src"], l["dst"]): l["load_mbps"] for l in links},
+            utilization={(link["src"], link["dst"]): link["utilization"] for link in links},
+            load_mbps={(link["src"], link["dst"]): link["load_mbps"] for link in links},
             od_mbps=traffic.get("od_mbps") or None))
         # The decision of this poll is installed right after the reading: read it a moment later.
         self._paths_due = time.time() + min(0.5, self.poll_s / 3)

@@ -6,7 +6,7 @@ unit-tested without a switch, as Faucet does.
 """
 from __future__ import annotations
 
-from os_ken.lib.packet import arp, ethernet, ether_types, packet
+from os_ken.lib.packet import arp, ether_types, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 

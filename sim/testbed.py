@@ -298,8 +298,8 @@ class Testbed:
         raise TestbedError(f"controller REST API did not answer; see {self.controller_log}")
 
     def _start_network(self) -> None:
-        from mininet.link import TCLink
         import mininet.node
+        from mininet.link import TCLink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import OVSSwitch, RemoteController

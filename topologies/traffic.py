@@ -416,7 +416,8 @@ def synthetic_traffic(graph: nx.DiGraph, steps: int, seed: int, interval_s: int 
     Scale: over whole days the total demand averages ``load × C / h`` (bursts add a little),
     with C the sum of all (directed) link capacities and h the mean hop count of the min-hop
     paths between host pairs. Routed on min-hop paths, that traffic occupies about
-    ``load × C``: ``load`` is then the mean link utilization. Callers rescale (:meth:`TrafficSeries.scaled`) for other targets.
+    ``load × C``: ``load`` is then the mean link utilization. Callers rescale
+    (:meth:`TrafficSeries.scaled`) for other targets.
 
     The same seed gives the same series; different seeds give different ones.
     """

@@ -5,14 +5,13 @@ import threading
 from wsgiref.simple_server import make_server
 
 import pytest
+from test_rest import QuietHandler
 
 from agents.adapt import AdaptConfig
 from agents.adapt_service import build
 from controller.app import RyuteApp
 from controller.config import ControllerConfig
 from controller.rest import RestApi
-from test_evaluate import ring_model  # noqa: F401 - the tiny model trained for ring:n=5
-from test_rest import QuietHandler
 from topologies.catalog import load_topology
 from topologies.traffic import synthetic_traffic
 
@@ -20,7 +19,7 @@ TOKEN = "adapt-token"
 
 
 @pytest.fixture
-def controller(ring_model):  # noqa: F811
+def controller(ring_model):
     app = RyuteApp(ryute_config=ControllerConfig(topology="ring:n=5", model=str(ring_model),
                                                  api_token=TOKEN))
     app._decide_and_install = lambda: None  # no switches here
@@ -31,7 +30,7 @@ def controller(ring_model):  # noqa: F811
 
 
 def test_each_measured_matrix_is_observed_once_and_training_rounds_run(controller, ring_model,
-                                                                        tmp_path):  # noqa: F811
+                                                                        tmp_path):
     app, url = controller
     service = build(url, TOKEN, "ring:n=5", str(ring_model), tmp_path,
                     AdaptConfig(every=4, epochs=1, window=24, holdout=2))
@@ -50,7 +49,7 @@ def test_each_measured_matrix_is_observed_once_and_training_rounds_run(controlle
 
 
 def test_a_better_candidate_is_hot_swapped_through_the_api(controller, ring_model, tmp_path,
-                                                           monkeypatch):  # noqa: F811
+                                                           monkeypatch):
     app, url = controller
     service = build(url, TOKEN, "ring:n=5", str(ring_model), tmp_path)
     before = app.loop.model_id

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.adapt import AdaptConfig, AdaptivePolicy, Adapter
+from agents.adapt import AdaptConfig, Adapter, AdaptivePolicy
 from agents.agent import AgentPolicy
 from agents.model_file import ModelFileError, load_agent, read_model, save_model
 from agents.train import TrainConfig, Trainer

@@ -81,24 +81,6 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, capsys, case, m
     assert "Traceback" not in error
 
 
-@pytest.fixture(scope="module")
-def ring_model(tmp_path_factory):
-    """A tiny agent trained here on a synthetic series of ring:n=5 (seconds, not minutes)."""
-    from agents.model_file import save_model
-    from agents.train import TrainConfig, Trainer
-    from topologies.catalog import load_topology
-    from topologies.traffic import synthetic_traffic
-
-    graph = load_topology("ring:n=5")
-    series = synthetic_traffic(graph, steps=288, seed=3, load=0.5)
-    config = TrainConfig(history=4, hidden=(32,), epochs=2, batch_size=16, augment=0.0,
-                         validation="48", test="48", timesteps=0)
-    trainer = Trainer(graph, series, config, cache_dir=tmp_path_factory.mktemp("optima"))
-    path = tmp_path_factory.mktemp("models") / "ring5.zip"
-    save_model(path, trainer.fit(), trainer.metadata("ring5"))
-    return path
-
-
 def test_the_agent_is_evaluated_like_any_method(tmp_path, ring_model):
     out = tmp_path / "agent.json"
     assert main(["evaluate", "--topology", "ring:n=5", "--traffic", "synthetic", "--steps", "60",

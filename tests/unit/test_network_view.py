@@ -1,7 +1,6 @@
 """The controller's network view without a switch: links, hosts, rates and the TE state."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from controller.discovery import LinkDiscovery, lldp_frame

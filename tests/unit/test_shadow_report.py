@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_decision_loop import NOW, Agent, make_state
 
 from agents.baselines import make_policy
 from controller.cli import main
 from controller.decisions import DecisionLog, DecisionLoop
-from test_decision_loop import NOW, Agent, make_state
 from sim.paths import PathSet
 from topologies.catalog import load_topology
 

@@ -67,7 +67,7 @@ def test_builtin_facts_match_the_shared_files(name):
     facts = json.loads(path.read_text())
     graph = load_topology(name)
     assert list(graph.nodes) == facts["nodes"]
-    assert {(l["src"], l["dst"]): l["capacity_mbps"] for l in facts["links"]} == \
+    assert {(link["src"], link["dst"]): link["capacity_mbps"] for link in facts["links"]} == \
         {(u, v): c for u, v, c in graph.edges(data="capacity_mbps")}
     assert all(tuple(facts["coordinates_lon_lat"][n]) == graph.nodes[n]["pos"]
                for n in graph)
@@ -260,7 +260,7 @@ def test_summary_and_physical_links():
     assert summary["nodes"][0] == {"name": "ATLAM5", "dpid": 1, "hosts": True,
                                    "pos": [-84.3833, 33.75]}
     assert summary["links"][0] == {"src": "ATLAM5", "dst": "ATLAng", "capacity_mbps": 9920.0}
-    assert summary["total_capacity_mbps"] == sum(l["capacity_mbps"] for l in summary["links"])
+    assert summary["total_capacity_mbps"] == sum(link["capacity_mbps"] for link in summary["links"])
     json.dumps(summary)
     links = physical_links(graph)
     assert len({frozenset(link) for link in links}) == len(links) == 15
