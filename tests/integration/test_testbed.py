@@ -22,12 +22,11 @@ def alive(pid: int) -> bool:
 
 def test_a_failing_test_leaves_nothing_behind(tmp_path):
     testbed = Testbed("linear:n=3", run_dir=tmp_path)
-    with pytest.raises(RuntimeError, match="boom"):
-        with testbed:
-            assert testbed.bridges <= ovs_bridges()
-            pids = [testbed.controller.pid] + [host.pid for host in testbed.net.hosts]
-            assert all(alive(pid) for pid in pids)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), testbed:
+        assert testbed.bridges <= ovs_bridges()
+        pids = [testbed.controller.pid] + [host.pid for host in testbed.net.hosts]
+        assert all(alive(pid) for pid in pids)
+        raise RuntimeError("boom")
     assert not testbed.bridges & ovs_bridges()
     assert not [pid for pid in pids if alive(pid)]
     assert not list(tmp_path.glob("*.json"))
