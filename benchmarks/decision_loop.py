@@ -355,9 +355,17 @@ def run(topology: str, decisions: int, switches: int, poll_s: float, scale: floa
                              timeout_s=60, interval_s=1)
             testbed.iperf3(a.name, b.name, seconds=3600, udp_mbps=mbps, length=UDP_PAYLOAD,
                            port=port)
-        status = testbed.wait_for(
-            lambda: (s := _get(testbed, "/te/v1/status"))["health"]["trusted"] and s,
-            timeout_s=120, interval_s=1)
+        try:
+            status = testbed.wait_for(
+                lambda: (s := _get(testbed, "/te/v1/status"))["health"]["trusted"] and s,
+                timeout_s=120, interval_s=1)
+        except TimeoutError:
+            latest = _get(testbed, "/te/v1/decisions?limit=5")["decisions"]
+            result["error"] = ("the agent was not trusted within 120 s; latest decisions: "
+                               + json.dumps([{k: d[k] for k in ("source", "reasons",
+                                                                 "decision_ms")}
+                                             for d in latest]))
+            return result
         result["model_id"] = status["model"]
         result["ready_s"] = round(time.monotonic() - started, 1)
         for mode in ("shadow", "active"):

@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from http import HTTPStatus
@@ -97,6 +98,7 @@ class RyuteApp(app_manager.OSKenApp):
         self.started_at = time.time()
         self.awaiting: set[tuple[int, str]] = set()  # statistics replies of this round
         self.topology_change_pending = False
+        self.decision_lock = threading.Lock()  # green under os-ken's eventlet hub
         self.label_cache: tuple[Any, dict] = (None, {})
         self.group_cache: tuple[Any, Any, dict] = (None, None, {})
         self.last_decision_at: float | None = None
@@ -267,7 +269,15 @@ class RyuteApp(app_manager.OSKenApp):
 
     # -- decisions and installation ---------------------------------------------------------
     def _decide_and_install(self) -> None:
-        """One interval of the decision loop: fallback and agent decide; install the winner."""
+        """One interval of the decision loop: fallback and agent decide; install the winner.
+
+        One at a time: a decision asked for by a mode change must not overlap an interval's
+        decision still waiting for the agent (the agent would look busy, hence unhealthy).
+        """
+        with self.decision_lock:
+            self._decide_and_install_now()
+
+    def _decide_and_install_now(self) -> None:
         state = self.view.state
         if state is None or self.loop.fallback is None:
             return
@@ -764,7 +774,7 @@ class RyuteApp(app_manager.OSKenApp):
         if Mode(mode) is not self.loop.mode:
             LOG.warning("mode %s -> %s (by REST request)", self.loop.mode.value, mode)
             self.loop.mode = Mode(mode)
-            hub.spawn(self._decide_and_install)  # takes effect now, not at the next interval
+            self._decide_and_install()  # takes effect now, not at the next interval
         return self.mode_view()
 
     def set_model(self, request: Request) -> dict[str, Any]:

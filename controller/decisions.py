@@ -313,8 +313,10 @@ class DecisionLoop:
 
     def _judge(self, state: NetworkState, decision: Decision,
                predicted: dict[str, float | None]) -> list[str]:
-        reasons = [f"malformed decision: {problem}"
-                   for problem in decision.validate(state.down_links)[:3]]
+        problems = decision.validate(state.down_links)
+        # Name each kind of problem (the first of its kind), so none hides behind another.
+        kinds = {"down link" if "down link" in p else p.split(":")[0]: p for p in reversed(problems)}
+        reasons = [f"malformed decision: {problem}" for problem in list(kinds.values())[::-1][:4]]
         agent_mlu, fallback_mlu = predicted["agent"], predicted["fallback"]
         if agent_mlu is not None and fallback_mlu is not None and \
                 agent_mlu > fallback_mlu * (1 + self.config.mlu_margin):

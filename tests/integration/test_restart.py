@@ -109,3 +109,34 @@ def test_restart_under_traffic_loses_nothing_and_leaves_the_same_rules(network, 
         assert not result.lost, (f"{pair[0]} -> {pair[1]}: {len(result.lost)} of "
                                  f"{result.count} echo requests lost (seq {result.lost[:20]}); "
                                  f"see {network.controller_log}")
+
+
+def test_a_switch_that_comes_back_empty_gets_its_state_reinstalled(network, measure):
+    """A switch restarts: it drops the controller and every rule and group, then reconnects."""
+    import subprocess
+
+    before = _snapshot(network)
+    switch = sorted(network.bridges, key=lambda name: -len(before[name][0]))[0]  # busiest
+    target = subprocess.run(["ovs-vsctl", "get-controller", switch], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    subprocess.run(["ovs-vsctl", "del-controller", switch], check=True)
+    network.wait_for(lambda: network.get("/te/v1/status")["switches"] == len(network.bridges) - 1,
+                     timeout_s=15)
+    for command in ("del-flows", "del-groups"):
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, switch], check=True)
+    assert not network.own_flows(switch, DEFAULT_COOKIE) and not network.dump_groups(switch)
+    started = time.monotonic()
+    subprocess.run(["ovs-vsctl", "set-controller", switch, target], check=True)
+    problems = []
+
+    def same():
+        nonlocal problems
+        problems = _differences(before, _snapshot(network))
+        return not problems
+
+    try:
+        network.wait_for(same, timeout_s=30, interval_s=0.5)
+    except TimeoutError:
+        pytest.fail(f"{switch} did not get its state back:\n" + "\n".join(problems[:30]))
+    measure("switch_reinstalled_s", round(time.monotonic() - started, 2))
+    assert network.net.pingAll(timeout=2) == 0
