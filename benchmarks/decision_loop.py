@@ -42,11 +42,9 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import emit
+from benchmarks.controller import Snoop
 from sim.testbed import Testbed
 from topologies.catalog import load_topology
 
@@ -65,7 +64,6 @@ MAX_OFFERED_MBPS = 4.0
 machine shared with other work. The shipped GEANT model was trained on ~47 Gbit/s, i.e. 47
 Mbit/s in emulation, hence the raised drift factor."""
 BURST_GAP_S = 0.2
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}): (OFP\w+)(?: (request|reply))?")
 _DEFAULT_DIR = Path(__file__).resolve().parents[1] / "agents" / "models"
 
 
@@ -180,33 +178,11 @@ def _histogram_delta(before: dict, after: dict) -> dict[str, Any]:
             "median_bucket": bucket(0.5), "p95_bucket": bucket(0.95)}
 
 
-class Snoop:
-    """``ovs-ofctl --timestamp snoop`` on every switch (it prints on stderr), into files."""
-
-    def __init__(self, switches: list[str]) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="ryute-loop-snoop-")
-        self.processes = {}
-        for switch in switches:
-            out = open(Path(self.dir.name) / switch, "w")  # noqa: SIM115 (closed in stop)
-            self.processes[switch] = (subprocess.Popen(
-                ["ovs-ofctl", "--timestamp", "snoop", switch], stdout=out,
-                stderr=subprocess.STDOUT), out)
-        time.sleep(1.0)
-
-    def stop(self) -> list[tuple[float, str, str, str | None]]:
-        """``[(time, switch, message type, request|reply|None)]``, in time order."""
-        for process, out in self.processes.values():
-            process.terminate()
-            process.wait(timeout=10)
-            out.close()
-        rows = []
-        for switch in self.processes:
-            for line in (Path(self.dir.name) / switch).read_text().splitlines():
-                if (match := _STAMP.match(line)) is not None:  # local time, as printed
-                    at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-                    rows.append((at, switch, match.group(2), match.group(3)))
-        self.dir.cleanup()
-        return sorted(rows)
+def _snoop_messages(snoop: Snoop) -> list[tuple[float, str, str, str | None]]:
+    """``[(time, switch, message type, request|reply|None)]`` of every switch, in time order."""
+    return sorted((at, switch, kind, direction)
+                  for switch, rows in snoop.stop().items()
+                  for at, kind, direction, _ in rows)
 
 
 def _per_decision(records: list[dict], messages: list[tuple]) -> dict[str, Any]:
@@ -246,7 +222,7 @@ def _switches(testbed: Testbed, repeats: int, poll_s: float) -> dict[str, Any]:
                 _put_mode(testbed, mode)
                 time.sleep(poll_s * 1.3)
     finally:
-        messages = snoop.stop()
+        messages = _snoop_messages(snoop)
     after = _histogram(testbed, "ryute_decision_latency_seconds")
     records = sorted(_get(testbed, "/te/v1/decisions?limit=1000")["decisions"],
                      key=lambda r: r["seq"])
@@ -303,7 +279,7 @@ def _phase(testbed: Testbed, mode: str, decisions: int, poll_s: float) -> dict[s
             time.sleep(poll_s / 2)
         time.sleep(poll_s / 2)  # the last decision's group modifications are in
     finally:
-        messages = snoop.stop()
+        messages = _snoop_messages(snoop)
     after = _histogram(testbed, "ryute_decision_latency_seconds")
     records = sorted(records, key=lambda r: r["seq"])[:decisions]
     reasons: dict[str, int] = {}

@@ -44,6 +44,21 @@ def _differences(before, after) -> list[str]:
     return problems
 
 
+def _wait_until_same(network, before, failure: str) -> None:
+    """Wait until every switch holds the rules and groups of ``before`` again, or fail."""
+    problems = []
+
+    def same():
+        nonlocal problems
+        problems = _differences(before, _snapshot(network))
+        return not problems
+
+    try:
+        network.wait_for(same, timeout_s=30, interval_s=0.5)
+    except TimeoutError:
+        pytest.fail(failure + ":\n" + "\n".join(problems[:30]))
+
+
 def _pairs(network, n: int) -> list[tuple[str, str]]:
     """Host pairs across the network: the longest fallback paths, distinct sources."""
     paths = ex.path_set(network)
@@ -82,20 +97,11 @@ def test_restart_under_traffic_loses_nothing_and_leaves_the_same_rules(network, 
     # Hosts come back from the switches' delivery rules, not from new traffic.
     network.wait_for(lambda: macs <= {h["mac"] for h in network.get("/te/v1/hosts")["hosts"]},
                      timeout_s=30)
-    problems = []
-
-    def same():
-        nonlocal problems
-        problems = _differences(before, _snapshot(network))
-        return not problems
-
-    try:
-        network.wait_for(same, timeout_s=30, interval_s=0.5)
-    except TimeoutError:
-        pytest.fail("rules or groups differ after the restart:\n" + "\n".join(problems[:30]))
+    _wait_until_same(network, before, "rules or groups differ after the restart")
     reconciled_s = time.monotonic() - started
     time.sleep(network.poll_interval_s + 1)  # and they stay so (nothing removed late)
-    assert same(), "\n".join(problems[:30])
+    problems = _differences(before, _snapshot(network))
+    assert not problems, "\n".join(problems[:30])
     results = [ping.stop() for ping in pings]
 
     measure("restart", {"controller_back_s": round(back_s, 2),
@@ -127,16 +133,6 @@ def test_a_switch_that_comes_back_empty_gets_its_state_reinstalled(network, meas
     assert not network.own_flows(switch, DEFAULT_COOKIE) and not network.dump_groups(switch)
     started = time.monotonic()
     subprocess.run(["ovs-vsctl", "set-controller", switch, target], check=True)
-    problems = []
-
-    def same():
-        nonlocal problems
-        problems = _differences(before, _snapshot(network))
-        return not problems
-
-    try:
-        network.wait_for(same, timeout_s=30, interval_s=0.5)
-    except TimeoutError:
-        pytest.fail(f"{switch} did not get its state back:\n" + "\n".join(problems[:30]))
+    _wait_until_same(network, before, f"{switch} did not get its state back")
     measure("switch_reinstalled_s", round(time.monotonic() - started, 2))
     assert network.net.pingAll(timeout=2) == 0
