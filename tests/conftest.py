@@ -17,3 +17,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def ring_model(tmp_path_factory):
+    """A tiny agent for ring:n=5, trained on a synthetic series (seconds; loadable, not good)."""
+    from agents.model_file import save_model
+    from agents.train import TrainConfig, Trainer
+    from topologies.catalog import load_topology
+    from topologies.traffic import synthetic_traffic
+
+    graph = load_topology("ring:n=5")
+    series = synthetic_traffic(graph, steps=288, seed=3, load=0.5)
+    config = TrainConfig(history=4, hidden=(32,), epochs=2, batch_size=16, augment=0.0,
+                         validation="48", test="48", timesteps=0)
+    trainer = Trainer(graph, series, config, cache_dir=tmp_path_factory.mktemp("optima"))
+    path = tmp_path_factory.mktemp("models") / "ring5.zip"
+    save_model(path, trainer.fit(), trainer.metadata("ring5"))
+    return path

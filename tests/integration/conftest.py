@@ -17,6 +17,17 @@ def abilene():
         yield testbed
 
 
+@pytest.fixture(scope="module")
+def network():
+    """Abilene with every link discovered and every host known (one pingAll, no loss)."""
+    import expectations as ex
+
+    with Testbed("abilene") as testbed:
+        ex.wait_until_ready(testbed)
+        assert testbed.net.pingAll(timeout=2) == 0
+        yield testbed
+
+
 @pytest.fixture
 def measure(request, record_property):
     """``measure(name, value)``: keep a measurement (printed in the run's summary and

@@ -13,8 +13,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from controller.emulate import main
 from sim.testbed import PROJECT_DIR, ovs_bridges
 
@@ -22,24 +20,6 @@ TOPOLOGY = "ring:n=5"
 RUNS = PROJECT_DIR / "runs" / "tests"
 """Run folders (controller log, decision log, schedules, reports) stay here for inspection."""
 PREFIX = "t"  # bridges t1..t5, hosts y1..y5: never clash with other tests' s*/h* or e*/x*
-
-
-@pytest.fixture(scope="module")
-def ring_model(tmp_path_factory):
-    """A tiny agent for ring:n=5 (seconds to train; it need not be good, only loadable)."""
-    from agents.model_file import save_model
-    from agents.train import TrainConfig, Trainer
-    from topologies.catalog import load_topology
-    from topologies.traffic import synthetic_traffic
-
-    graph = load_topology(TOPOLOGY)
-    series = synthetic_traffic(graph, steps=288, seed=3, load=0.5)
-    config = TrainConfig(history=4, hidden=(32,), epochs=2, batch_size=16, augment=0.0,
-                         validation="48", test="48", timesteps=0)
-    trainer = Trainer(graph, series, config, cache_dir=tmp_path_factory.mktemp("optima"))
-    path = tmp_path_factory.mktemp("models") / "ring5.zip"
-    save_model(path, trainer.fit(), trainer.metadata("ring5"))
-    return path
 
 
 def replay_processes() -> list[int]:

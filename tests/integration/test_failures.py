@@ -12,20 +12,10 @@ import time
 import expectations as ex
 import pytest
 
-from sim.testbed import Testbed
-
 PING_INTERVAL_S = 0.01
 UDP_PAYLOAD = 500
 UDP_MBPS = 0.5  # 125 datagrams a second
 OUTAGE_LIMIT_MS = 1000
-
-
-@pytest.fixture(scope="module")
-def network():
-    with Testbed("abilene") as testbed:
-        ex.wait_until_ready(testbed)
-        assert testbed.net.pingAll(timeout=2) == 0
-        yield testbed
 
 
 def _victim(paths, decision):

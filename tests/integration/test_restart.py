@@ -9,17 +9,8 @@ import expectations as ex
 import pytest
 
 from controller.config import DEFAULT_COOKIE
-from sim.testbed import Testbed
 
 PING_INTERVAL_S = 0.01
-
-
-@pytest.fixture(scope="module")
-def network():
-    with Testbed("abilene") as testbed:
-        ex.wait_until_ready(testbed)
-        assert testbed.net.pingAll(timeout=2) == 0
-        yield testbed
 
 
 def _snapshot(network) -> dict[str, tuple[dict, dict]]:
