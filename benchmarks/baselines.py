@@ -12,10 +12,8 @@ import time
 
 from agents.baselines import make_policy
 from agents.evaluate import DEFAULT_METHODS, evaluate, select_intervals
-from benchmarks.common import emit, traffic_file
+from benchmarks.common import emit, shared_case
 from sim.paths import PathSet
-from topologies.catalog import load_topology
-from topologies.traffic import load_traffic
 
 CASES = [
     ("abilene", "abilene-20040301-20040314.tm.npz", "576"),
@@ -24,11 +22,10 @@ CASES = [
 
 
 def run_case(topology: str, traffic_name: str, last: str) -> dict:
-    path = traffic_file(traffic_name)
-    if path is None:
+    case = shared_case(topology, traffic_name)
+    if case is None:
         return {"skipped": f"{traffic_name} not found in the shared data folder"}
-    graph = load_topology(topology)
-    series = load_traffic(path).aligned_to(graph)
+    graph, series = case
     path_set = PathSet.from_graph(graph, k=4, method="hops")
     policies = {name: make_policy(name, path_set) for name in DEFAULT_METHODS}
     intervals = select_intervals(series, last)

@@ -29,6 +29,18 @@ def traffic_file(name: str) -> Path | None:
     return path if path.exists() else None
 
 
+def shared_case(topology: str, traffic_name: str):
+    """``(graph, series aligned to it)`` of a shared traffic file, or None when it is absent."""
+    from topologies.catalog import load_topology
+    from topologies.traffic import load_traffic
+
+    path = traffic_file(traffic_name)
+    if path is None:
+        return None
+    graph = load_topology(topology)
+    return graph, load_traffic(path).aligned_to(graph)
+
+
 def emit(result: dict[str, Any], out: str | None) -> None:
     """Print the JSON document, and write it to ``out`` when given."""
     document = {"machine": machine(), "command": " ".join(sys.argv), **result}

@@ -10,11 +10,10 @@ import time
 
 import numpy as np
 
-from benchmarks.common import emit, traffic_file
+from benchmarks.common import emit, shared_case
 from sim.optimal import optimal_mlu, path_optimal
 from sim.paths import PathSet
-from topologies.catalog import load_topology
-from topologies.traffic import load_traffic, shared_data_dir
+from topologies.traffic import shared_data_dir
 
 CASES = [  # name, topology spec, traffic file, number of matrices timed
     ("abilene", "abilene", "abilene-20040301-20040314.tm.npz", 20),
@@ -34,11 +33,10 @@ def timed(function, matrices) -> list[float]:
 
 
 def run_case(topology: str, traffic_name: str, count: int) -> dict:
-    path = traffic_file(traffic_name)
-    if path is None:
+    case = shared_case(topology, traffic_name)
+    if case is None:
         return {"skipped": f"{traffic_name} not found in the shared data folder"}
-    graph = load_topology(topology)
-    series = load_traffic(path).aligned_to(graph)
+    graph, series = case
     matrices = series.tm[series.valid_mask][-count:]
     started = time.perf_counter()
     path_set = PathSet.from_graph(graph, k=4, method="hops")

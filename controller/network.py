@@ -128,12 +128,12 @@ class NetworkView:
         """Take discovery's current links into account; True when the path set changed."""
         for link in self.discovery.links:
             self._learn_ports(link)
-        if self.expected is None and self._discovery_outgrew_graph():
-            graph = self._discovered_graph()
-            if graph.number_of_nodes() < 2:
-                return False
-            self._rebuild(graph)
-            return True
+        known = set(self.graph.edges) if self.graph is not None else set()
+        if self.expected is None and set(self.link_ports) - known:
+            graph = self._discovered_graph()  # a new link may join the routed part
+            if graph.number_of_nodes() >= 2 and set(graph.edges) != known:
+                self._rebuild(graph)
+                return True
         self._refresh_link_state()
         return False
 
@@ -148,13 +148,6 @@ class NetworkView:
         if self.expected is not None and not self.expected.has_edge(u, v):
             return
         self.link_ports[u, v] = (link.src_port, link.dst_port)
-
-    def _discovery_outgrew_graph(self) -> bool:
-        if self.graph is None:
-            return bool(self.link_ports)
-        if set(self.link_ports) - set(self.graph.edges):
-            return set(self._discovered_graph().edges) != set(self.graph.edges)
-        return False
 
     def switch_added(self, dpid: int, port_speeds_mbps: dict[int, float]) -> None:
         for port, speed in port_speeds_mbps.items():

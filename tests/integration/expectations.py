@@ -7,10 +7,12 @@ switches checks the whole chain (discovery, path ids, labels, weights, ports).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 
 import networkx as nx
+import pytest
 
 from agents.baselines import shortest_path_decision
 from sim.decision import Decision
@@ -152,3 +154,21 @@ def wait_until_ready(testbed: Testbed, timeout_s: float = 60.0) -> dict:
         return status
 
     return testbed.wait_for(ready, timeout_s=timeout_s)
+
+
+def wait_for_groups(network: Testbed, expected, timeout_s: float, interval_s: float = 0.1,
+                    failure: str = "groups do not match the decision") -> float:
+    """Wait until the switches hold ``expected``; returns the seconds it took, or fails."""
+    started = time.monotonic()
+    problems = []
+
+    def match():
+        nonlocal problems
+        problems = group_differences(expected, installed_groups(network))
+        return not problems
+
+    try:
+        network.wait_for(match, timeout_s=timeout_s, interval_s=interval_s)
+    except TimeoutError:
+        pytest.fail(f"{failure}:\n" + "\n".join(problems[:20]))
+    return time.monotonic() - started

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import expectations as ex
-import pytest
 
 PING_INTERVAL_S = 0.01
 UDP_PAYLOAD = 500
@@ -48,23 +47,6 @@ def _weighted_links(paths, installed) -> set[tuple[str, str]]:
     return used
 
 
-def _wait_groups(network, expected, timeout_s):
-    """Wait until the switches hold ``expected``; returns the seconds it took."""
-    started = time.monotonic()
-    problems = []
-
-    def match():
-        nonlocal problems
-        problems = ex.group_differences(expected, ex.installed_groups(network))
-        return not problems
-
-    try:
-        network.wait_for(match, timeout_s=timeout_s, interval_s=0.1)
-    except TimeoutError:
-        pytest.fail("groups do not match the decision:\n" + "\n".join(problems[:20]))
-    return time.monotonic() - started
-
-
 def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, measure):
     paths = ex.path_set(network)
     healthy = ex.fallback(paths)
@@ -72,7 +54,7 @@ def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, mea
     dead = ex.both_ways((u, v))
     degraded = ex.fallback(paths, down_links=dead)
     assert dead & set(paths.links_of(path_id))
-    _wait_groups(network, ex.expected_groups(network, paths, healthy), timeout_s=15)
+    ex.wait_for_groups(network, ex.expected_groups(network, paths, healthy), timeout_s=15)
 
     h_src, h_dst = ex.host_of(network, src), ex.host_of(network, dst)
     s_u, s_v = ex.switch_of(network, u), ex.switch_of(network, v)
@@ -83,7 +65,7 @@ def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, mea
     time.sleep(2.5)
     network.net.configLinkStatus(s_u, s_v, "down")
     down_at = time.monotonic()
-    _wait_groups(network, ex.expected_groups(network, paths, degraded), timeout_s=10)
+    ex.wait_for_groups(network, ex.expected_groups(network, paths, degraded), timeout_s=10)
     groups_after_s = time.monotonic() - down_at
     installed = ex.installed_groups(network)
     pinged, streamed = ping.result(), udp.result()
@@ -112,7 +94,7 @@ def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, mea
     assert {(link["src"], link["dst"]) for link in view["graph_links"] if not link["up"]} == dead
 
     network.net.configLinkStatus(s_u, s_v, "up")
-    restored_s = _wait_groups(network, ex.expected_groups(network, paths, healthy),
+    restored_s = ex.wait_for_groups(network, ex.expected_groups(network, paths, healthy),
                               timeout_s=20)
     measure("link_restored_groups_after_s", round(restored_s, 3))
     assert dead & _weighted_links(paths, ex.installed_groups(network))

@@ -45,17 +45,8 @@ def test_groups_carry_exactly_the_fallback_weights(network, measure):
     paths = ex.path_set(network)
     decision = ex.fallback(paths)
     expected = ex.expected_groups(network, paths, decision)
-    problems = []
-
-    def match():
-        nonlocal problems
-        problems = ex.group_differences(expected, ex.installed_groups(network))
-        return not problems
-
-    try:
-        network.wait_for(match, timeout_s=15, interval_s=1)
-    except TimeoutError:
-        pytest.fail("groups differ from the fallback decision:\n" + "\n".join(problems[:20]))
+    ex.wait_for_groups(network, expected, timeout_s=15, interval_s=1,
+                       failure="groups differ from the fallback decision")
     buckets = sum(len(b) for groups in expected.values() for b in groups.values())
     split = sum(1 for groups in expected.values() for b in groups.values()
                 if sum(1 for _, weight, _ in b if weight) > 1)
