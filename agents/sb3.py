@@ -9,9 +9,11 @@ deterministic decision-time policy: nothing from SB3 is needed to serve it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -87,8 +89,18 @@ def ppo_finetune(trainer: Trainer, timesteps: int, log_dir: Path | None = None,
                      scale_reference=trainer.encoding.scale_reference,
                      logit_scale=c.logit_scale, cache_dir=trainer.cache_dir)
 
+    ppo_in_env(trainer.net, make_env, timesteps, lr=c.ppo_lr, log_std=c.ppo_log_std, seed=c.seed,
+               log_dir=log_dir, progress=progress)
+
+
+def ppo_in_env(net: SplitNet, make_env: Callable[[], gym.Env], timesteps: int, *, lr: float,
+               log_std: float, seed: int, n_steps: int = 256, batch_size: int = 64,
+               n_epochs: int = 5, log_dir: Path | None = None, progress: bool = False) -> None:
+    """Fine-tune ``net`` in place with PPO in the environment ``make_env()`` builds (the fluid
+    one, or the Mininet-backed one of ``ryute train --env mininet``). ``gamma = 0``: a decision
+    only affects the next reward."""
     env = DummyVecEnv([make_env])
-    env.seed(c.seed)
+    env.seed(seed)
     tensorboard = None
     if log_dir is not None:
         try:
@@ -98,13 +110,16 @@ def ppo_finetune(trainer: Trainer, timesteps: int, log_dir: Path | None = None,
         except ImportError:
             pass
     model = PPO(
-        split_net_policy(trainer.net), env, learning_rate=c.ppo_lr, n_steps=256, batch_size=64,
-        n_epochs=5, gamma=0.0, gae_lambda=1.0, clip_range=0.1, ent_coef=0.0, seed=c.seed,
-        policy_kwargs={"net_arch": {"pi": [], "vf": [64, 64]}, "log_std_init": c.ppo_log_std,
+        split_net_policy(net), env, learning_rate=lr, n_steps=n_steps, batch_size=batch_size,
+        n_epochs=n_epochs, gamma=0.0, gae_lambda=1.0, clip_range=0.1, ent_coef=0.0, seed=seed,
+        policy_kwargs={"net_arch": {"pi": [], "vf": [64, 64]}, "log_std_init": log_std,
                        "ortho_init": True},
         tensorboard_log=tensorboard, device="cpu", verbose=0,
     )
-    trainer.net.train()
-    model.learn(timesteps, callback=_Progress(timesteps, progress))
-    trainer.net.eval()
+    net.train()
+    try:
+        model.learn(timesteps, callback=_Progress(timesteps, progress))
+    finally:
+        net.eval()
+        env.close()
     log.info("PPO: %d steps done", timesteps)

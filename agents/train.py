@@ -124,6 +124,9 @@ class TrainConfig:
         return cls(**values)
 
 
+#: Length of the held-out synthetic validation series (half a day from midnight).
+VALIDATION_SYNTHETIC_STEPS = 144
+
 #: The shipped recipe's departures from the :class:`TrainConfig` defaults, for every topology
 #: (``"*"``) and per topology; ``ryute train`` and ``benchmarks.agent`` start from these. 24
 #: synthetic series (loads 0.1..0.5) beside the real one: the demo's traffic, and a more robust
@@ -178,7 +181,7 @@ class Trainer:
         od = od_demands(self.path_set, self.series.tm[: self.split.train[1]])
         self.synthetic_train = [self._synthetic(i, c.synthetic_steps) for i in range(c.synthetic)]
         # Two held-out synthetic series (other seeds) join the validation when synthetic is on.
-        self.synthetic_val = [self._synthetic(i, c.synthetic_steps, validation=True)
+        self.synthetic_val = [self._synthetic(i, VALIDATION_SYNTHETIC_STEPS, validation=True)
                               for i in range(2 if c.synthetic else 0)]
         totals = np.concatenate([od.sum(axis=1)] + [
             od_demands(self.path_set, s.tm).sum(axis=1) for s in self.synthetic_train])
@@ -219,13 +222,16 @@ class Trainer:
 
     def _synthetic(self, i: int, steps: int, validation: bool = False) -> TrafficSeries:
         """Synthetic series ``i`` of the training (or validation) set: its own seed, far from the
-        small seeds ``ryute evaluate`` and the demo use, and a load from ``synthetic_loads``."""
+        small seeds ``ryute evaluate`` and the demo use, and a load from ``synthetic_loads``.
+        Training series start at staggered hours, so that short ones still span the day's
+        range of totals."""
         from topologies.traffic import synthetic_traffic
 
         c = self.config
         seed = (2_000 if validation else 1_000) + 100 * c.seed + i
         load = c.synthetic_loads[(i + (1 if validation else 0)) % len(c.synthetic_loads)]
-        return synthetic_traffic(self.graph, steps=steps, seed=seed, load=load)
+        start = "20240101-0000" if validation else f"20240101-{(5 * i) % 24:02d}00"
+        return synthetic_traffic(self.graph, steps=steps, seed=seed, load=load, start=start)
 
     # ------------------------------------------------------------------ direct gradient
     def train_epoch(self) -> float:

@@ -27,13 +27,11 @@ import json
 import logging
 import math
 import os
-import random
 import secrets
 import signal
 import sys
 import time
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ import numpy as np
 
 from agents.baselines import shortest_path_decision
 from sim.decision import Decision
+from sim.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import (
@@ -54,8 +53,6 @@ from sim.replay import (
 LOG = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 RUNS_DIR = PROJECT_DIR / "runs" / "emulate"
-STARTUP_S = 2.0
-"""Time given to the replay agents to start before the first segment."""
 LOADED_UTILIZATION = 0.05
 """Links below this predicted utilization are left out of the per-link relative error."""
 
@@ -154,112 +151,6 @@ def resolve_model(spec: str | None, topology: str) -> tuple[Path | None, str]:
     return path.resolve(), ""
 
 
-# -- talking to the controller -------------------------------------------------------------
-
-def _request(url: str, method: str = "GET", body: dict | None = None, token: str | None = None,
-             timeout_s: float = 10.0) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return json.loads(response.read())
-
-
-@dataclass
-class Reading:
-    """One closed statistics interval of the controller: (start, at] and what it measured."""
-
-    at: float
-    start: float | None
-    utilization: dict[tuple[str, str], float]
-    load_mbps: dict[tuple[str, str], float]  # as the switches carry it
-    od_mbps: list[list[float]] | None
-    weights_after: np.ndarray | None = None
-    """The path weights read just after this reading appeared in the API: the decision made
-    at that poll round, in force during the window after the next one (see SETTLE_READINGS)."""
-
-
-@dataclass
-class Monitor:
-    """Collects every statistics reading of the controller, and the weights installed after it."""
-
-    url: str
-    poll_s: float
-    n_paths: int
-    readings: list[Reading] = field(default_factory=list)
-    _paths_due: float | None = None
-    errors: int = 0
-
-    def get(self, path: str) -> Any:
-        return _request(self.url + path)
-
-    def step(self) -> None:
-        try:
-            self._step()
-        except OSError as error:  # a slow answer from a loaded controller: try next turn
-            self.errors += 1
-            LOG.debug("monitor: %s", error)
-
-    def _step(self) -> None:
-        now = time.time()
-        if self._paths_due is not None and now >= self._paths_due and self.readings:
-            self.readings[-1].weights_after = self._weights()
-            self._paths_due = None
-        at = self.get("/te/v1/status")["last_statistics"]
-        if at is None or (self.readings and at <= self.readings[-1].at):
-            return
-        for _ in range(3):  # topology and traffic of the same reading
-            topology, traffic = self.get("/te/v1/topology"), self.get("/te/v1/traffic")
-            after = self.get("/te/v1/status")["last_statistics"]
-            if after == at:
-                break
-            at = after
-        else:
-            return
-        previous = self.readings[-1].at if self.readings else None
-        if previous is not None and at - previous > 1.6 * self.poll_s:
-            previous = None  # a reading was missed: this one's start is unknown
-        links = topology.get("graph_links", [])
-        self.readings.append(Reading(
-            at=at, start=previous,
-            utilization={(link["src"], link["dst"]): link["utilization"] for link in links},
-            load_mbps={(link["src"], link["dst"]): link["load_mbps"] for link in links},
-            od_mbps=traffic.get("od_mbps") or None))
-        # The decision of this poll is installed right after the reading: read it a moment later.
-        self._paths_due = time.time() + min(0.5, self.poll_s / 3)
-
-    def _weights(self) -> np.ndarray:
-        weights = np.full(self.n_paths, np.nan)
-        for pair in self.get("/te/v1/paths")["od_pairs"]:
-            for path in pair["paths"]:
-                if path["weight"] is not None:
-                    weights[path["id"]] = path["weight"]
-        return weights
-
-
-def prepare_hosts(testbed, plan: ReplayPlan, mtu: int = 1500) -> None:
-    """Source addresses of the flows and static neighbours on every host (see sim.replay);
-    jumbo frames on host links and switch ports when ``mtu`` > 1500."""
-    if mtu > 1500:
-        for switch in testbed.net.switches:
-            for intf in switch.intfList():
-                if intf.name != "lo":
-                    switch.cmd(f"ip link set {intf} mtu {mtu + 100}")
-        for host in testbed.net.hosts:
-            host.cmd(f"ip link set {host.defaultIntf()} mtu {mtu}")
-    for src, host in enumerate(plan.hosts):
-        if host is None:
-            continue
-        node = testbed.net.get(host.name)
-        script = " && ".join(plan.host_setup_commands(src, node.defaultIntf().name))
-        out = node.cmd(script + " && echo replay-ready")
-        if "replay-ready" not in out:
-            raise RuntimeError(f"preparing {host.name} for the replay failed: {out[-500:]}")
-
-
 # -- one phase -----------------------------------------------------------------------------
 
 @dataclass
@@ -275,40 +166,14 @@ class PhaseRun:
 
 def run_phase(testbed, plan: ReplayPlan, phase: str, token: str, folder: Path,
               poll_s: float, n_paths: int, say) -> PhaseRun:
-    mode = _request(testbed.rest_url + "/te/v1/mode", "PUT", {"mode": phase}, token)
+    mode = api_request(testbed.rest_url + "/te/v1/mode", "PUT", {"mode": phase}, token)
     say(f"phase {phase}: mode {mode['mode']}, installed source {mode['source']}")
     time.sleep(poll_s)  # one decision in the new mode before traffic starts
-    start_at = time.time() + STARTUP_S
-    run_token = random.getrandbits(32)
-    schedules = plan.write_schedules(folder, start_at=start_at, token=run_token)
-    processes = {host: testbed.popen(host, [sys.executable, "-m", "sim.replay", str(path)],
-                                     cwd=str(PROJECT_DIR))
-                 for host, path in schedules.items()}
-    end_at = start_at + sum(plan.segments_s)
-    monitor = Monitor(testbed.rest_url, poll_s, n_paths)
-    linger = 2.0
-    while time.time() < end_at + linger:
-        monitor.step()
-        for host, process in processes.items():
-            if process.poll() not in (None, 0):
-                raise RuntimeError(f"replay agent on {host} failed: {process.output()[-2000:]}")
-        time.sleep(0.2)
-    reports = []
-    for host, process in processes.items():
-        try:
-            process.wait(timeout=15)
-        except Exception:  # noqa: BLE001 (stopped by the testbed at exit)
-            LOG.warning("replay agent on %s did not finish", host)
-            continue
-        report = folder / f"{host}.report.json"
-        if process.returncode != 0 or not report.exists():
-            raise RuntimeError(f"replay agent on {host} exited with {process.returncode}: "
-                               f"{process.output()[-2000:]}")
-        reports.append(json.loads(report.read_text()))
-    decisions = [d for d in _request(testbed.rest_url + "/te/v1/decisions?limit=10000")[
-        "decisions"] if start_at - poll_s <= d["time"] <= end_at + linger]
-    return PhaseRun(phase, start_at, start_at + plan.warmup_s, monitor.readings,
-                    sorted(decisions, key=lambda d: d["time"]), reports, monitor.errors)
+    run = replay(testbed, plan, folder, poll_s, n_paths)
+    decisions = [d for d in api_request(testbed.rest_url + "/te/v1/decisions?limit=10000")[
+        "decisions"] if run.started_at - poll_s <= d["time"] <= run.ended_at]
+    return PhaseRun(phase, run.started_at, run.measured_at, run.readings,
+                    sorted(decisions, key=lambda d: d["time"]), run.reports, run.monitor_errors)
 
 
 # -- analysis ------------------------------------------------------------------------------
@@ -318,12 +183,6 @@ SETTLE_READINGS = 2
 at one poll round and decides on it at the next, so the decision in force during window k was
 made on window k - 2: the first two windows inside an interval still run on decisions made
 from statistics of the previous matrix."""
-
-
-def inside_readings(readings: list[Reading], begin: float, end: float) -> list[Reading]:
-    """The readings whose window lies inside [begin, end] (queues of the previous matrix drained)."""
-    return [r for r in readings if r.start is not None and r.start >= begin + 0.05
-            and r.at <= end]
 
 
 def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dict[str, Any]:
@@ -511,13 +370,8 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
                      switch_prefix=config.switch_prefix,
                      host_prefix=config.host_prefix) as testbed:
             expected = graph.number_of_edges()
-            testbed.wait_for(lambda: len(testbed.get("/te/v1/topology")["links"]) >= expected,
-                             timeout_s=90)
-            loss = testbed.net.pingAll(timeout=2)
+            loss = wait_until_ready(testbed, plan, config.mtu)
             hosts = sum(h is not None for h in plan.hosts)
-            testbed.wait_for(lambda: testbed.get("/te/v1/status")["hosts"] >= hosts,
-                             timeout_s=30)
-            prepare_hosts(testbed, plan, config.mtu)
             status = testbed.get("/te/v1/status")
             model_id = status["model"]
             if model_path is not None and model_id is None:

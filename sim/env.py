@@ -101,7 +101,7 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
         if not 0.0 <= failure_prob <= 1.0:
             raise ValueError(f"failure_prob must be in [0, 1], got {failure_prob}")
         self.graph = topology if isinstance(topology, nx.DiGraph) else load_topology(topology)
-        self.series = _series(traffic, self.graph)
+        self.series = load_series(traffic, self.graph)
         self.path_set = PathSet.from_graph(self.graph, k=paths_k, method=path_method)
         self.episode_length = episode_length
         self.failure_prob = float(failure_prob)
@@ -286,7 +286,8 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
                   time.perf_counter() - started)
 
 
-def _series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph) -> TrafficSeries:
+def load_series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph) -> TrafficSeries:
+    """The ``traffic`` argument of :class:`TEEnv` as a series aligned to ``graph``."""
     if isinstance(traffic, TrafficSeries):
         return traffic.aligned_to(graph)
     name, params = parse_spec(str(traffic))

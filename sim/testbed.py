@@ -381,9 +381,19 @@ class Testbed:
         kwargs = {"stdout": output, "stderr": subprocess.STDOUT, "text": True, **kwargs}
         process = self.net.get(host).popen(list(args), **kwargs)
         process.output = partial(_read_output, process, output)
+        process.output_file = output
         self.processes.append(process)
         self._write_record()
         return process
+
+    def forget(self, process: subprocess.Popen) -> None:
+        """Drop a finished ``popen`` process (and its output file) from what ``stop`` ends:
+        callers that start commands over and over (the Mininet environment) do not pile up
+        open files."""
+        if process.poll() is None:
+            raise ValueError(f"process {process.pid} still runs")
+        self.processes = [p for p in self.processes if p is not process]
+        process.output_file.close()
 
     def host_ip(self, host: str) -> str:
         return self.net.get(host).IP()

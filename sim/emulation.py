@@ -1,0 +1,212 @@
+"""Driving a running testbed through the controller's API: what ``ryute emulate`` and the
+Mininet-backed environment (:mod:`sim.envs.mininet`) share.
+
+- :func:`api_request`: one JSON call to the controller's REST API (bearer token optional).
+- :class:`Monitor`: every closed statistics interval of the controller (a :class:`Reading`:
+  per-link utilization and load, measured OD matrix), and the weights installed after it.
+- :func:`wait_until_ready` and :func:`prepare_hosts`: links discovered, hosts known, flows'
+  source addresses and static neighbours on every host (see :mod:`sim.replay`).
+- :func:`replay`: run one :class:`~sim.replay.ReplayPlan` on the hosts while the monitor reads
+  the controller; returns the readings and the senders' and receivers' reports.
+
+Readings: the controller closes a statistics interval at every poll; a reading covers the
+time since the previous one (``start``, None when a reading was missed).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.replay import ReplayPlan
+
+LOG = logging.getLogger(__name__)
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+STARTUP_S = 2.0
+"""Time given to the replay agents to start before the first segment."""
+LINGER_S = 2.0
+"""Monitoring goes on this long after the last segment (the receivers' last packets)."""
+
+
+def api_request(url: str, method: str = "GET", body: dict | None = None,
+                token: str | None = None, timeout_s: float = 10.0) -> Any:
+    """``method`` ``url`` with a JSON ``body``; the decoded JSON answer. HTTP errors raise
+    :class:`urllib.error.HTTPError` (its body holds the controller's ``error`` message)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class Reading:
+    """One closed statistics interval of the controller: (start, at] and what it measured."""
+
+    at: float
+    start: float | None
+    utilization: dict[tuple[str, str], float]
+    load_mbps: dict[tuple[str, str], float]  # as the switches carry it
+    od_mbps: list[list[float]] | None
+    weights_after: np.ndarray | None = None
+    """The path weights read just after this reading appeared in the API: the decision made
+    at that poll round."""
+
+    @property
+    def mlu(self) -> float | None:
+        return max(self.utilization.values()) if self.utilization else None
+
+
+@dataclass
+class Monitor:
+    """Collects every statistics reading of the controller, and the weights installed after it."""
+
+    url: str
+    poll_s: float
+    n_paths: int
+    readings: list[Reading] = field(default_factory=list)
+    _paths_due: float | None = None
+    errors: int = 0
+
+    def get(self, path: str) -> Any:
+        return api_request(self.url + path)
+
+    def step(self) -> None:
+        try:
+            self._step()
+        except OSError as error:  # a slow answer from a loaded controller: try next turn
+            self.errors += 1
+            LOG.debug("monitor: %s", error)
+
+    def _step(self) -> None:
+        now = time.time()
+        if self._paths_due is not None and now >= self._paths_due and self.readings:
+            self.readings[-1].weights_after = self._weights()
+            self._paths_due = None
+        at = self.get("/te/v1/status")["last_statistics"]
+        if at is None or (self.readings and at <= self.readings[-1].at):
+            return
+        for _ in range(3):  # topology and traffic of the same reading
+            topology, traffic = self.get("/te/v1/topology"), self.get("/te/v1/traffic")
+            after = self.get("/te/v1/status")["last_statistics"]
+            if after == at:
+                break
+            at = after
+        else:
+            return
+        previous = self.readings[-1].at if self.readings else None
+        if previous is not None and at - previous > 1.6 * self.poll_s:
+            previous = None  # a reading was missed: this one's start is unknown
+        links = topology.get("graph_links", [])
+        self.readings.append(Reading(
+            at=at, start=previous,
+            utilization={(link["src"], link["dst"]): link["utilization"] for link in links},
+            load_mbps={(link["src"], link["dst"]): link["load_mbps"] for link in links},
+            od_mbps=traffic.get("od_mbps") or None))
+        # The decision of this poll is installed right after the reading: read it a moment later.
+        self._paths_due = time.time() + min(0.5, self.poll_s / 3)
+
+    def _weights(self) -> np.ndarray:
+        weights = np.full(self.n_paths, np.nan)
+        for pair in self.get("/te/v1/paths")["od_pairs"]:
+            for path in pair["paths"]:
+                if path["weight"] is not None:
+                    weights[path["id"]] = path["weight"]
+        return weights
+
+
+def inside_readings(readings: list[Reading], begin: float, end: float) -> list[Reading]:
+    """The readings whose window lies inside [begin, end] (queues of the previous matrix drained)."""
+    return [r for r in readings if r.start is not None and r.start >= begin + 0.05
+            and r.at <= end]
+
+
+def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,
+                     timeout_s: float = 90.0) -> float:
+    """Every link discovered, every host of the plan known to the controller, the hosts
+    prepared for the replay; returns the loss (%) of the first ``pingAll``, which teaches the
+    controller the hosts."""
+    expected = testbed.graph.number_of_edges()
+    testbed.wait_for(lambda: len(testbed.get("/te/v1/topology")["links"]) >= expected,
+                     timeout_s=timeout_s)
+    loss = testbed.net.pingAll(timeout=2)
+    hosts = sum(h is not None for h in plan.hosts)
+    testbed.wait_for(lambda: testbed.get("/te/v1/status")["hosts"] >= hosts, timeout_s=30)
+    prepare_hosts(testbed, plan, mtu)
+    return loss
+
+
+def prepare_hosts(testbed, plan: ReplayPlan, mtu: int = 1500) -> None:
+    """Source addresses of the flows and static neighbours on every host (see sim.replay);
+    jumbo frames on host links and switch ports when ``mtu`` > 1500."""
+    if mtu > 1500:
+        for switch in testbed.net.switches:
+            for intf in switch.intfList():
+                if intf.name != "lo":
+                    switch.cmd(f"ip link set {intf} mtu {mtu + 100}")
+        for host in testbed.net.hosts:
+            host.cmd(f"ip link set {host.defaultIntf()} mtu {mtu}")
+    for src, host in enumerate(plan.hosts):
+        if host is None:
+            continue
+        node = testbed.net.get(host.name)
+        script = " && ".join(plan.host_setup_commands(src, node.defaultIntf().name))
+        out = node.cmd(script + " && echo replay-ready")
+        if "replay-ready" not in out:
+            raise RuntimeError(f"preparing {host.name} for the replay failed: {out[-500:]}")
+
+
+@dataclass
+class ReplayRun:
+    """One replay of a plan: when it ran, what the controller measured, what the hosts counted."""
+
+    started_at: float  # first segment (warm-up)
+    measured_at: float  # first replayed matrix
+    ended_at: float
+    readings: list[Reading]
+    reports: list[dict]
+    monitor_errors: int
+
+
+def replay(testbed, plan: ReplayPlan, folder: Path, poll_s: float, n_paths: int) -> ReplayRun:
+    """Replay ``plan`` on the testbed's hosts (one ``python -m sim.replay`` per host, schedules
+    and reports in ``folder``) while a :class:`Monitor` reads the controller."""
+    start_at = time.time() + STARTUP_S
+    schedules = plan.write_schedules(folder, start_at=start_at, token=random.getrandbits(32))
+    processes = {host: testbed.popen(host, [sys.executable, "-m", "sim.replay", str(path)],
+                                     cwd=str(PROJECT_DIR))
+                 for host, path in schedules.items()}
+    end_at = start_at + sum(plan.segments_s)
+    monitor = Monitor(testbed.rest_url, poll_s, n_paths)
+    while time.time() < end_at + LINGER_S:
+        monitor.step()
+        for host, process in processes.items():
+            if process.poll() not in (None, 0):
+                raise RuntimeError(f"replay agent on {host} failed: {process.output()[-2000:]}")
+        time.sleep(0.2)
+    reports = []
+    for host, process in processes.items():
+        try:
+            process.wait(timeout=15)
+        except Exception:  # noqa: BLE001 (stopped by the testbed at exit)
+            LOG.warning("replay agent on %s did not finish", host)
+            continue
+        report = folder / f"{host}.report.json"
+        if process.returncode != 0 or not report.exists():
+            raise RuntimeError(f"replay agent on {host} exited with {process.returncode}: "
+                               f"{process.output()[-2000:]}")
+        reports.append(json.loads(report.read_text()))
+        testbed.forget(process)
+    return ReplayRun(start_at, start_at + plan.warmup_s, end_at + LINGER_S, monitor.readings,
+                     reports, monitor.errors)

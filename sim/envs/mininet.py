@@ -1,0 +1,245 @@
+"""The Mininet-backed TE environment: the fluid environment's spaces, real switches and packets.
+
+:class:`MininetTEEnv` is a :class:`sim.env.TEEnv` (same observation and action spaces, same
+episodes over the same series, same optimum) whose ``step`` does not compute the MLU but
+measures it:
+
+1. the action's path weights go to the controller, ``PUT /te/v1/decision`` with the API token;
+   the controller runs in ``external`` mode, where such a decision is installed at once if it
+   passes its safety checks (well-formed, no weight on a down link, fresh statistics), else the
+   fallback is (``info["source"]`` and ``info["reasons"]`` say which);
+2. matrix t is replayed by the hosts (paced UDP, :mod:`sim.replay`) for ``interval_s`` after a
+   warm-up of one poll interval;
+3. the reward is ``-(measured MLU) / (optimal MLU of matrix t)``, the measured MLU being the
+   mean over the controller's statistics readings inside the interval of the busiest link's
+   utilization (port counters). ``info`` adds the fluid model's prediction for the same
+   decision (``predicted_mlu``), the loss and the number of readings.
+
+The utilization part of the next observation is the measured one; the matrices observed are
+the series' (the offered load, which the replay matches to within 0.1 %). The environment
+talks to the controller through its REST API only; it needs the testbed (Mininet hosts) to
+start the senders. The series is multiplied by ``traffic_scale`` (default: the factor putting
+the fallback's MLU of the episode range in [0.5, 0.9], :func:`sim.replay.choose_traffic_scale`)
+before anything else, so observations, optimum and replay all see the replayed demand.
+
+Slow by nature (one step takes ``interval_s`` plus about 5 s of start-up and drain): used to
+validate and fine-tune a simulation-trained agent (``ryute train --env mininet``), not to train
+one from scratch. Needs root and Open vSwitch, like :class:`sim.testbed.Testbed`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sim.emulation import api_request, inside_readings, replay, wait_until_ready
+from sim.env import TEEnv, load_series
+from sim.loads import mlu
+from sim.optimal import optimal_series
+from sim.replay import ReplayPlan, collect_reports
+from topologies.catalog import load_topology
+from topologies.traffic import TrafficSeries
+
+log = logging.getLogger(__name__)
+
+OPTIMUM_TARGET = 0.55
+"""Default traffic scale: the busiest matrix's optimal MLU lands here (``ryute train --env
+mininet`` instead scales like ``ryute emulate``: the fallback's MLU in [0.5, 0.9])."""
+
+
+class MininetTEEnv(TEEnv):
+    """:class:`~sim.env.TEEnv` measured on Open vSwitch in Mininet (see the module docstring).
+
+    Args:
+        topology: a catalog spec or topology file (the testbed and the controller load it).
+        traffic: as for :class:`TEEnv`.
+        testbed: a running :class:`~sim.testbed.Testbed` whose controller is in external mode
+            with ``token``; by default the environment starts its own (and ``close`` stops it).
+        token: the controller's API token (generated for an own testbed).
+        interval_s: seconds each matrix is replayed.
+        traffic_scale: factor on the series (default: see the module docstring).
+        capacity_scale: emulated capacities are the topology's divided by this.
+        flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate``).
+        run_dir: where schedules, reports and the controller's log go.
+        **fluid: the other :class:`TEEnv` arguments (``history``, ``paths_k``,
+            ``episode_length``, ``interval_range``, ``scale_reference``, ...); ``failure_prob``
+            must stay 0 (no link failures in emulated episodes).
+    """
+
+    def __init__(
+        self,
+        topology: str = "abilene",
+        traffic: TrafficSeries | str | os.PathLike = "synthetic",
+        *,
+        testbed: Any = None,
+        token: str | None = None,
+        interval_s: float = 4.0,
+        traffic_scale: float | None = None,
+        capacity_scale: float = 1000.0,
+        flows: int = 16,
+        mtu: int = 1500,
+        run_dir: str | os.PathLike | None = None,
+        switch_prefix: str = "m",
+        host_prefix: str = "n",
+        **fluid: Any,
+    ) -> None:
+        if fluid.get("failure_prob", 0.0):
+            raise ValueError("the Mininet environment has no link-failure episodes "
+                             "(failure_prob must be 0)")
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        graph = load_topology(topology)
+        series = load_series(traffic, graph)
+        if traffic_scale is None:
+            traffic_scale = _default_scale(graph, series, fluid)
+        super().__init__(graph, series.scaled(traffic_scale), **fluid)
+        self.topology_spec = str(topology)
+        self.traffic_scale = float(traffic_scale)
+        self.interval_s = float(interval_s)
+        self.capacity_scale = float(capacity_scale)
+        self.flows, self.mtu = int(flows), int(mtu)
+        self.switch_prefix, self.host_prefix = (testbed.switch_prefix, testbed.host_prefix) \
+            if testbed is not None else (switch_prefix, host_prefix)
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="ryute-menv-"))
+        self._own_run_dir = run_dir is None
+        self._steps_done = 0
+        self.token = token or secrets.token_urlsafe(24)
+        self._own_testbed = testbed is None
+        self.testbed = testbed if testbed is not None else self._start_testbed()
+        try:
+            self._connect()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ gymnasium API
+    def step(self, action: ArrayLike) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Install ``action`` through the controller, replay matrix t, measure its MLU."""
+        if self._step >= len(self._episode):
+            raise RuntimeError("the episode is over: call reset()")
+        t = int(self._episode[self._step])
+        weights = self.encoding.weights(action, self._down)
+        answer = self._put_decision(weights)
+        measured_mlu, loads, readings, loss = self._replay(t)
+        optimum = float(self._optima[self._down][t])
+        predicted = float(mlu(self.path_set, weights, self.series.tm[t]))
+        self._loads = loads
+        self._step += 1
+        truncated = self._step == len(self._episode)
+        after = self._episode[self._step] if not truncated else t + 1
+        info = {"mlu": measured_mlu, "predicted_mlu": predicted, "optimal_mlu": optimum,
+                "ratio": measured_mlu / optimum, "t": t, "down_links": self.down_links,
+                "source": answer["source"], "reasons": answer["reasons"], "loss": loss,
+                "readings": readings}
+        if answer["source"] != "external":
+            log.warning("interval %d: the controller installed the %s, not this decision: %s",
+                        t, answer["source"], "; ".join(answer["reasons"]) or "no reason given")
+        return self._observe(after), -measured_mlu / optimum, False, truncated, info
+
+    def close(self) -> None:
+        """Stop the testbed this environment started (a given one is left running)."""
+        if self._own_testbed and getattr(self, "testbed", None) is not None:
+            self.testbed.__exit__(None, None, None)
+            self.testbed = None
+        if self._own_run_dir and self.run_dir.exists():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        super().close()
+
+    def __enter__(self) -> MininetTEEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    @property
+    def poll_s(self) -> float:
+        return float(self.testbed.poll_interval_s)
+
+    def _plan(self, t: int) -> ReplayPlan:
+        return ReplayPlan.for_graph(
+            self.graph, self.series.tm[t : t + 1], interval_s=self.interval_s, traffic_scale=1.0,
+            capacity_scale=self.capacity_scale, switch_prefix=self.switch_prefix,
+            host_prefix=self.host_prefix, warmup_s=self.poll_s, flows=self.flows,
+            payload=self.mtu - 28)
+
+    def _start_testbed(self) -> Any:
+        from sim.testbed import Testbed
+
+        poll = max(0.5, min(2.0, self.interval_s / 4))  # several readings per interval
+        testbed = Testbed(self.topology_spec, scale=self.capacity_scale, poll_interval_s=poll,
+                          controller_args=("--mode", "external", "--api-token", self.token,
+                                           "--paths-k", str(self.path_set.k)),
+                          log_dir=self.run_dir, switch_prefix=self.switch_prefix,
+                          host_prefix=self.host_prefix)
+        return testbed.__enter__()
+
+    def _connect(self) -> None:
+        """Wait for the network, check the controller's paths are ours, mode external."""
+        wait_until_ready(self.testbed, self._plan(int(self.decision_times[0])), self.mtu)
+        theirs = {path["id"]: tuple(path["nodes"]) for pair in
+                  self.testbed.get("/te/v1/paths")["od_pairs"] for path in pair["paths"]}
+        ours = {i: tuple(str(n) for n in p) for i, p in enumerate(self.path_set.paths)}
+        if theirs != ours:
+            raise RuntimeError(
+                f"the controller's candidate paths differ from this environment's ({len(theirs)} "
+                f"vs {len(ours)} paths): give both the same topology and --paths-k")
+        mode = self.testbed.get("/te/v1/status")["mode"]
+        if mode != "external":
+            self._api("/te/v1/mode", "PUT", {"mode": "external"})
+
+    def _api(self, path: str, method: str = "GET", body: dict | None = None) -> Any:
+        try:
+            return api_request(self.testbed.rest_url + path, method, body, self.token)
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            raise RuntimeError(f"controller refused {method} {path}: {error.code} {detail}") \
+                from None
+
+    def _put_decision(self, weights: np.ndarray) -> dict[str, Any]:
+        return self._api("/te/v1/decision", "PUT", {"weights": [float(w) for w in weights]})
+
+    def _replay(self, t: int) -> tuple[float, np.ndarray, int, float | None]:
+        """Replay matrix t; returns the measured MLU, mean link loads (topology units, edge
+        order), the number of readings and the packet loss."""
+        self._steps_done += 1
+        folder = self.run_dir / f"step-{self._steps_done:06d}"
+        plan = self._plan(t)
+        run = replay(self.testbed, plan, folder, self.poll_s, self.path_set.n_paths)
+        shutil.rmtree(folder, ignore_errors=True)
+        readings = [r for r in inside_readings(run.readings, run.measured_at,
+                                               run.measured_at + self.interval_s)
+                    if r.utilization]
+        if not readings:
+            raise RuntimeError(
+                f"no statistics reading of the controller inside the {self.interval_s:g} s "
+                f"interval (poll {self.poll_s:g} s, {len(run.readings)} readings in all): "
+                "lengthen interval_s or check the controller log")
+        edges = self.path_set.edges
+        util = np.array([[r.utilization.get((str(u), str(v)), np.nan) for u, v in edges]
+                         for r in readings])
+        loads = np.nan_to_num(np.nanmean(util, axis=0)) * self.path_set.capacities
+        measured = float(np.mean([r.mlu for r in readings]))
+        counts = collect_reports(plan, run.reports)
+        sent = float(counts.sent_packets[1:].sum())
+        loss = float((sent - counts.received_packets[1:].sum()) / sent) if sent else None
+        return measured, loads, len(readings), loss
+
+
+def _default_scale(graph: nx.DiGraph, series: TrafficSeries, fluid: dict[str, Any]) -> float:
+    """The traffic scale putting the optimal MLU of the busiest matrix of the episode range at
+    ``OPTIMUM_TARGET`` (routing methods then load the network without saturating it)."""
+    start, stop, _ = slice(*fluid.get("interval_range", (None, None))).indices(len(series))
+    optima = optimal_series(graph, series.tm[start:stop], cache_dir=fluid.get("cache_dir"))
+    if not (optima > 0).any():
+        raise ValueError(f"{series.source}: no demand between OD pairs in [{start}, {stop})")
+    return OPTIMUM_TARGET / float(optima.max())
