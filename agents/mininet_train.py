@@ -51,7 +51,7 @@ class MininetTrainConfig:
     ppo_lr: float = 1e-5
     ppo_log_std: float = -3.0
     seed: int = 0
-    flows: int = 32  # flows per OD pair: finer hashing of fractional splits
+    flows: int = 128  # flows per OD pair: the SELECT groups' hashing follows the weights
     capacity_scale: float = 1000.0
 
 
@@ -97,7 +97,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
                               "validation_range": [start, stop]}
     with Testbed(topology, scale=config.capacity_scale, poll_interval_s=poll,
                  controller_args=("--mode", "external", "--api-token", token),
-                 log_dir=run_dir, switch_prefix="t", host_prefix="u") as testbed:
+                 log_dir=run_dir, switch_prefix="v", host_prefix="w") as testbed:
         def env(interval_range: tuple[int, int], episode_length: int | None) -> MininetTEEnv:
             return MininetTEEnv(topology, series, testbed=testbed, token=token,
                                 run_dir=run_dir / "steps", interval_range=interval_range,

@@ -161,10 +161,26 @@ def prepare_hosts(testbed, plan: ReplayPlan, mtu: int = 1500) -> None:
         if host is None:
             continue
         node = testbed.net.get(host.name)
-        script = " && ".join(plan.host_setup_commands(src, node.defaultIntf().name))
-        out = node.cmd(script + " && echo replay-ready")
-        if "replay-ready" not in out:
-            raise RuntimeError(f"preparing {host.name} for the replay failed: {out[-500:]}")
+        for script in _command_lines(plan.host_setup_commands(src, node.defaultIntf().name)):
+            out = node.cmd(script + " && echo replay-ready")
+            if "replay-ready" not in out:
+                raise RuntimeError(f"preparing {host.name} for the replay failed: {out[-500:]}")
+
+
+MAX_COMMAND_LINE = 2000
+"""Mininet types commands into the host's shell through a terminal, whose line buffer holds
+4095 characters: a longer line never completes (and ``cmd`` waits forever)."""
+
+
+def _command_lines(commands: list[str]) -> list[str]:
+    """``commands`` joined by ``&&`` into lines of at most :data:`MAX_COMMAND_LINE` characters."""
+    lines: list[str] = []
+    for command in commands:
+        if lines and len(lines[-1]) + len(command) + 4 <= MAX_COMMAND_LINE:
+            lines[-1] += " && " + command
+        else:
+            lines.append(command)
+    return lines
 
 
 @dataclass
