@@ -33,7 +33,7 @@ from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent, save_model
 from sim.loads import mlu
 from sim.paths import PathSet
-from sim.replay import MLU_TARGET
+from sim.replay import DEFAULT_FLOWS, MLU_TARGET
 from topologies.catalog import load_topology
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class MininetTrainConfig:
     ppo_lr: float = 1e-5
     ppo_log_std: float = -3.0
     seed: int = 0
-    flows: int = 128  # flows per OD pair: the SELECT groups' hashing follows the weights
+    flows: int = DEFAULT_FLOWS  # per OD pair: the SELECT groups' hashing follows the weights
     capacity_scale: float = 1000.0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.common import emit
 from controller.emulate import EmulationConfig, run_emulation
+from sim.replay import DEFAULT_FLOWS
 
 
 def headline(result: dict) -> dict:
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--flows", type=int, default=16)
+    parser.add_argument("--flows", type=int, default=DEFAULT_FLOWS)
     parser.add_argument("--mtu", type=int, default=9000,
                         help="jumbo frames by default: 6x fewer packets for the userspace "
                              "switches on this 2-core machine (1500: standard frames)")

@@ -43,6 +43,7 @@ from sim.emulation import Reading, api_request, inside_readings, replay, wait_un
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import (
+    DEFAULT_FLOWS,
     MLU_RANGE,
     ReplayPlan,
     choose_traffic_scale,
@@ -74,7 +75,7 @@ class EmulationConfig:
     phases: tuple[str, ...] = ("shadow", "active")
     poll_interval_s: float | None = None
     warmup_s: float | None = None
-    flows: int = 16
+    flows: int = DEFAULT_FLOWS
     payload: int | None = None
     """UDP payload bytes (default: the largest the MTU allows, mtu - 28)."""
     mtu: int = 1500
@@ -521,8 +522,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=float, dest="warmup_s",
                         help="seconds of the first matrix before the measured ones "
                              "(default 6 poll intervals)")
-    parser.add_argument("--flows", type=int, default=16,
-                        help="UDP flows per OD pair (distinct source ports; default 16)")
+    parser.add_argument("--flows", type=int, default=DEFAULT_FLOWS,
+                        help=f"UDP flows per OD pair (own source addresses; default "
+                             f"{DEFAULT_FLOWS})")
     parser.add_argument("--mtu", type=int, default=1500,
                         help="hosts' MTU (default 1500; e.g. 9000 for jumbo frames, which "
                              "the switch ports then carry too)")

@@ -45,7 +45,7 @@ from sim.emulation import api_request, inside_readings, replay, wait_until_ready
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
 from sim.optimal import optimal_series
-from sim.replay import ReplayPlan, collect_reports
+from sim.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
 from topologies.catalog import load_topology
 from topologies.traffic import TrafficSeries
 
@@ -68,9 +68,8 @@ class MininetTEEnv(TEEnv):
         interval_s: seconds each matrix is replayed.
         traffic_scale: factor on the series (default: see the module docstring).
         capacity_scale: emulated capacities are the topology's divided by this.
-        flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate``). Many flows
-            make the hash-based split of the SELECT groups follow the weights closely (on a
-            ring of five: per-link error up to 19 % with 32 flows, 8 % with 128).
+        flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate`` and
+            :data:`sim.replay.DEFAULT_FLOWS`).
         run_dir: where schedules, reports and the controller's log go.
         **fluid: the other :class:`TEEnv` arguments (``history``, ``paths_k``,
             ``episode_length``, ``interval_range``, ``scale_reference``, ...); ``failure_prob``
@@ -87,7 +86,7 @@ class MininetTEEnv(TEEnv):
         interval_s: float = 4.0,
         traffic_scale: float | None = None,
         capacity_scale: float = 1000.0,
-        flows: int = 128,
+        flows: int = DEFAULT_FLOWS,
         mtu: int = 1500,
         run_dir: str | os.PathLike | None = None,
         switch_prefix: str = "m",

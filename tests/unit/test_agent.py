@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +222,17 @@ def test_synthetic_series_join_training_and_validation(tmp_path):
     assert span["max"] / span["min"] > 50
     ref = trainer.encoding.scale_reference
     assert ref == pytest.approx((span["min"] * span["max"]) ** 0.5)
+
+
+def test_train_env_mininet_refuses_bad_options_before_starting_anything(ring_model, capsys):
+    from controller.cli import main
+
+    base = ["train", "--env", "mininet", "--topology", "ring:n=5", "--traffic", "synthetic",
+            "--out", "never-written.zip", "--init", str(ring_model)]
+    assert main([*base, "--epochs", "3"]) == 2
+    assert "--epochs is an option of --env fluid only" in capsys.readouterr().err
+    # a model of another topology: refused with both names, no testbed started
+    assert main([*base[:4], "abilene", *base[5:]]) == 2
+    err = capsys.readouterr().err
+    assert "ring" in err and "abilene" in err
+    assert not Path("never-written.zip").exists()
