@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up for ryute on Debian 12 (also Ubuntu 22.04 in the Vagrant VM).
+# Idempotent set-up for ryute on Debian 12 (also in the Vagrant VM, a Debian 12 box).
 #
 #   scripts/setup.sh venv     Python virtualenv in .venv with ryute and its dev tools (no root)
 #   scripts/setup.sh system   Debian packages + Open vSwitch daemons, userspace datapath (root)
