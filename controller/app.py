@@ -391,7 +391,7 @@ class RyuteApp(app_manager.OSKenApp):
         for gid, group in groups.items():
             if gid not in installed:
                 messages.append(openflow.group_add(group))
-            elif installed[gid] != group:
+            elif installed[gid] is None or not installed[gid].same_within(group):
                 messages.append(openflow.group_modify(group))
             else:
                 continue

@@ -31,6 +31,10 @@ LABEL_OFFSET = 16
 """MPLS labels 0-15 are reserved; path id p travels as label p + 16."""
 WEIGHT_SCALE = 1000
 """Bucket weights are integers: a decision's weights in thousandths."""
+WEIGHT_TOLERANCE = 3
+"""A group whose bucket weights all moved by at most this many thousandths (and none to or from
+zero) is left as installed: a learned policy's weights jitter from one interval to the next, and
+every group modification makes Open vSwitch re-hash the group's flows onto its buckets."""
 
 PRIORITY_CONTROL = 60000
 PRIORITY_ARP = 50000
@@ -70,6 +74,13 @@ class Bucket:
 class Group:
     group_id: int
     buckets: tuple[Bucket, ...]
+
+    def same_within(self, other: Group, tolerance: int = WEIGHT_TOLERANCE) -> bool:
+        """Same buckets (labels, ports), weights within ``tolerance``, the same ones zero."""
+        return self.group_id == other.group_id and len(self.buckets) == len(other.buckets) and all(
+            (a.label, a.port) == (b.label, b.port) and abs(a.weight - b.weight) <= tolerance
+            and (a.weight == 0) == (b.weight == 0)
+            for a, b in zip(self.buckets, other.buckets))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import networkx as nx
 import pytest
 
 from agents.baselines import shortest_path_decision
+from controller.pipeline import WEIGHT_TOLERANCE
 from sim.decision import Decision
 from sim.paths import PathSet
 from sim.testbed import Testbed
@@ -100,13 +101,22 @@ def installed_groups(testbed: Testbed,
     return installed
 
 
-def group_differences(expected: dict, installed: dict) -> list[str]:
-    """Human-readable differences, empty when the switches hold exactly what is expected."""
+def group_differences(expected: dict, installed: dict,
+                      tolerance: int = WEIGHT_TOLERANCE) -> list[str]:
+    """Human-readable differences, empty when the switches hold what is expected: the same
+    buckets, weights within ``tolerance`` thousandths (the controller leaves a group alone for
+    smaller moves, :data:`controller.pipeline.WEIGHT_TOLERANCE`), the same ones zero."""
+    def same(want: list[Bucket] | None, have: list[Bucket] | None) -> bool:
+        if want is None or have is None or len(want) != len(have):
+            return want == have
+        return all((a[0], a[2]) == (b[0], b[2]) and abs(a[1] - b[1]) <= tolerance
+                   and (a[1] == 0) == (b[1] == 0) for a, b in zip(want, have))
+
     problems = []
     for switch in sorted(set(expected) | set(installed)):
         want, have = expected.get(switch, {}), installed.get(switch, {})
         for gid in sorted(set(want) | set(have)):
-            if want.get(gid) != have.get(gid):
+            if not same(want.get(gid), have.get(gid)):
                 problems.append(f"{switch} group {gid}: expected {want.get(gid)}, "
                                 f"installed {have.get(gid)}")
     return problems

@@ -183,3 +183,17 @@ def test_messages_carry_the_cookie_and_the_specs():
         message.serialize()
     delete = openflow.flow_delete(next(iter(pipeline.desired_flows(fabric, 1))), cookie)
     assert delete.cookie_mask == openflow.ALL_ONES_64
+
+
+def test_groups_within_the_tolerance_are_the_same_but_zero_weights_always_count():
+    def group(*weights):
+        return pipeline.Group(7, tuple(pipeline.Bucket(w, 16 + i, 1 + i)
+                                       for i, w in enumerate(weights)))
+
+    tol = pipeline.WEIGHT_TOLERANCE
+    assert group(500, 500).same_within(group(500 + tol, 500 - tol))
+    assert not group(500, 500).same_within(group(501 + tol, 499 - tol))
+    assert not group(1000, 0).same_within(group(999, 1))  # weight onto or off a path: always sent
+    assert not group(500, 500).same_within(group(500, 500, 0))
+    moved = pipeline.Group(7, (pipeline.Bucket(500, 16, 2), pipeline.Bucket(500, 17, 1)))
+    assert not group(500, 500).same_within(moved)  # same weights, other ports
