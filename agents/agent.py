@@ -101,7 +101,107 @@ class SplitNet(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def share_shift(net: SplitNet, encoding: Encoding, od_demand: np.ndarray) -> np.ndarray | None:
+class PathNet(nn.Module):
+    """Topology-aware policy: one small network shared by every candidate path (as in TEAL), so
+    its few thousand weights do not grow with the topology, and what it learns is about paths,
+    links and congestion rather than about particular OD pairs.
+
+    Every candidate path starts from its static features (hop count relative to the mean and to
+    its OD pair's shortest candidate, log bottleneck capacity relative to the mean capacity) and
+    its OD pair's scale-free demand over the history (newest, mean and peak share of the total
+    times the number of OD pairs, and the variability). Then ``rounds`` congestion rounds, an
+    unrolled learned optimizer: with the current split (softmax of the logits per OD pair over the
+    live paths), route the mean and the peak demand, take every link's load relative to the
+    busiest link, and update each path's logit from its busiest and average link, its weight and
+    its features. Reads the ``shares`` and ``link_up`` parts of the observation.
+
+    The tensors derived from the path set (incidence, capacities, features) are rebuilt from the
+    encoding, not stored; ``index``, ``mean`` and ``std`` (the shares' training statistics, for the
+    adapter's drift detection, as :class:`SplitNet` keeps them) are.
+    """
+
+    N_STATIC, N_DEMAND, N_CONGESTION = 3, 4, 5
+
+    def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4):
+        super().__init__()
+        ps, layout = encoding.path_set, encoding.layout
+        incidence = torch.tensor(ps.incidence[encoding.candidate_ids].toarray(),
+                                 dtype=torch.float32)  # [C, L]
+        capacity = torch.tensor(ps.capacities, dtype=torch.float32)
+        od = torch.tensor(encoding.candidate_od)
+        self.n_ods, self.history = ps.n_ods, encoding.history
+        self.logit_scale, self.rounds = float(encoding.logit_scale), int(rounds)
+        self.register_buffer("incidence", incidence, persistent=False)
+        self.register_buffer("capacity", capacity / capacity.mean(), persistent=False)
+        self.register_buffer("od", od, persistent=False)
+        self.register_buffer("hops", incidence.sum(1), persistent=False)
+        self.register_buffer("link_up_index", torch.arange(layout["link_up"].start,
+                                                           layout["link_up"].stop),
+                             persistent=False)
+        self.register_buffer("static", self._static_features(), persistent=False)
+        shares = layout["shares"]
+        self.register_buffer("index", torch.arange(shares.start, shares.stop))
+        self.register_buffer("mean", torch.zeros(shares.stop - shares.start))
+        self.register_buffer("std", torch.ones(shares.stop - shares.start))
+        n_path = self.N_STATIC + self.N_DEMAND
+        self.start = nn.Sequential(nn.Linear(n_path, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.update = nn.Sequential(nn.Linear(n_path + self.N_CONGESTION, hidden), nn.ReLU(),
+                                    nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.update[-1].weight)  # rounds start as no-ops
+        nn.init.zeros_(self.update[-1].bias)
+
+    @property
+    def hidden(self) -> int:
+        return self.start[0].out_features
+
+    def _static_features(self) -> torch.Tensor:
+        bottleneck = torch.where(self.incidence > 0, self.capacity, torch.inf).amin(1)
+        shortest = torch.full((self.n_ods,), torch.inf).scatter_reduce(
+            0, self.od, self.hops, reduce="amin")
+        return torch.stack([self.hops / self.hops.mean(), self.hops - shortest[self.od],
+                            torch.log(bottleneck)], 1)
+
+    def set_normalization(self, observations: np.ndarray) -> None:
+        """Keep the shares' statistics of the training set (drift detection, see SplitNet)."""
+        x = torch.as_tensor(observations, dtype=torch.float32)[:, self.index]
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(torch.where(x.std(0) > 1e-6, x.std(0), torch.ones_like(self.std)))
+
+    def _softmax(self, logits: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """Weights per OD pair over its live candidates (a dead path gets ~0)."""
+        z = logits.masked_fill(~live, -1e4)
+        od = self.od.expand_as(z)
+        top = torch.full((z.shape[0], self.n_ods), -torch.inf).scatter_reduce(
+            1, od, z, reduce="amax")
+        e = torch.exp(z - top.gather(1, od).detach())
+        return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch = obs.shape[0]
+        shares = obs[:, self.index].reshape(batch, self.history, self.n_ods) * self.n_ods
+        mean, peak = shares.mean(1), shares.amax(1)
+        demand = torch.stack([torch.log1p(shares[:, -1]), torch.log1p(mean), torch.log1p(peak),
+                              (shares.std(1) / (mean + 1e-6)).clamp(max=5.0)], -1)
+        paths = torch.cat([self.static.expand(batch, -1, -1), demand[:, self.od]], -1)
+        down = 1.0 - obs[:, self.link_up_index]
+        live = (down @ self.incidence.T) < 0.5  # [B, C]: no down link on the path
+        logits = self.start(paths).squeeze(-1)
+        path_links = self.incidence.sum(1)
+        for _ in range(self.rounds):
+            # the split the decoder would make of these logits (Encoding.weights: bounded)
+            weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
+            congestion = [weights]
+            for d in (mean, peak):
+                load = (weights * d[:, self.od]) @ self.incidence / self.capacity
+                relative = load / load.amax(1, keepdim=True).clamp(min=1e-9)  # busiest link = 1
+                on_path = self.incidence * relative[:, None, :]  # [B, C, L]
+                congestion += [on_path.amax(-1), on_path.sum(-1) / path_links]
+            logits = logits + self.update(
+                torch.cat([paths, torch.stack(congestion, -1)], -1)).squeeze(-1)
+        return torch.tanh(logits / self.logit_scale)
+
+
+def share_shift(net: SplitNet | PathNet, encoding: Encoding, od_demand: np.ndarray) -> np.ndarray | None:
     """How far the traffic mix of matrices [B, n_ods] (per-OD demand) lies from the training
     data, [B]: the mean over OD pairs of ``|z|`` (capped at 10) of each pair's share of the total,
     standardized with the network's training statistics of the newest matrix's shares. None when

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.agent import AgentPolicy, SplitNet
+from agents.agent import AgentPolicy, PathNet, SplitNet
 from sim.envs.encoding import Encoding
 from sim.paths import PathSet
 
@@ -116,9 +116,8 @@ def save_model(path: str | os.PathLike, agent: AgentPolicy, metadata: dict[str, 
         "encoding": {"history": enc.history, "scale_reference": enc.scale_reference,
                      "logit_scale": enc.logit_scale, "n_actions": enc.n_actions,
                      "n_observations": enc.n_observations},
-        "network": {"class": "SplitNet", "n_inputs": len(net.index),
-                    "hidden": [m.out_features for m in net.body if isinstance(m, torch.nn.Linear)],
-                    "n_actions": enc.n_actions, "weights_dtype": weights_dtype},
+        "network": {**_network_shape(net), "n_actions": enc.n_actions,
+                    "weights_dtype": weights_dtype},
         "versions": library_versions(),
     }
     buffer = io.BytesIO()
@@ -221,6 +220,24 @@ def check_topology(
             f"({path_set.fingerprint()[:12]} != {str(ps.get('sha256'))[:12]})")
 
 
+def _network_shape(net: SplitNet | PathNet) -> dict[str, Any]:
+    """What rebuilds ``net`` (with the encoding) before its weights are loaded."""
+    if isinstance(net, PathNet):
+        return {"class": "PathNet", "hidden": net.hidden, "rounds": net.rounds}
+    return {"class": "SplitNet", "n_inputs": len(net.index),
+            "hidden": [m.out_features for m in net.body if isinstance(m, torch.nn.Linear)]}
+
+
+def _network(shape: dict[str, Any], encoding: Encoding) -> SplitNet | PathNet:
+    kind = shape.get("class", "SplitNet")
+    if kind == "PathNet":
+        return PathNet(encoding, int(shape["hidden"]), int(shape["rounds"]))
+    if kind == "SplitNet":
+        return SplitNet(np.zeros(int(shape["n_inputs"]), np.int64), int(shape["n_actions"]),
+                        [int(h) for h in shape["hidden"]])
+    raise ValueError(f"unknown network class {kind!r}")
+
+
 def load_agent(
     spec: str | os.PathLike, path_set: PathSet, topology: str = ""
 ) -> AgentPolicy:
@@ -239,8 +256,7 @@ def load_agent(
         e, n = metadata["encoding"], metadata["network"]
         encoding = Encoding(path_set, float(e["scale_reference"]), int(e["history"]),
                             float(e["logit_scale"]))
-        net = SplitNet(np.zeros(int(n["n_inputs"]), np.int64), int(n["n_actions"]),
-                       [int(h) for h in n["hidden"]])
+        net = _network(n, encoding)
         net.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{path}: weights do not match the described network ({err})") \

@@ -61,6 +61,7 @@ from agents.agent import (
     FEATURES,
     AgentPolicy,
     FluidLoss,
+    PathNet,
     SplitNet,
     decode_torch,
     feature_index,
@@ -104,6 +105,9 @@ class TrainConfig:
     synthetic_steps: int = 144  # intervals of each synthetic series
     synthetic_loads: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)  # cycled over the series
     weights_dtype: str = "float16"  # storage of the Linear weights in the model file
+    network: str = "mlp"  # "mlp" (SplitNet over the whole observation) or "path" (PathNet)
+    path_hidden: int = 64  # PathNet: width of the per-path networks
+    path_rounds: int = 4  # PathNet: congestion rounds
 
     @classmethod
     def for_topology(cls, topology: str, **values: Any) -> TrainConfig:
@@ -141,6 +145,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     "*": {"synthetic": 24, "augment": 0.6, "bursts": 0.3},
     "geant": {"hidden": (128, 128)},  # 462 OD pairs x 12 matrices of input: keep the file small
 }
+
+
+def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:
+    """The untrained network ``config.network`` names, for ``encoding``."""
+    if config.network == "mlp":
+        return SplitNet(feature_index(encoding, config.features), encoding.n_actions,
+                        config.hidden)
+    if config.network == "path":
+        return PathNet(encoding, config.path_hidden, config.path_rounds)
+    raise ValueError(f"network must be 'mlp' or 'path', got {config.network!r}")
 
 
 def count(spec: str, total: int) -> int:
@@ -202,9 +216,10 @@ class Trainer:
             self._samples(0, len(s), s) for s in self.synthetic_val]) if self.synthetic_val \
             else None
         torch.manual_seed(c.seed)
-        self.net = SplitNet(feature_index(self.encoding, c.features), self.encoding.n_actions,
-                            c.hidden)
+        self.net = build_net(c, self.encoding)
         self.net.set_normalization(self.train_set.observations)
+        if c.prior != "none" and c.network != "mlp":
+            raise ValueError(f"prior {c.prior!r} needs network 'mlp'")
         if c.prior == "invcap":
             from agents.baselines import shortest_path_decision
 

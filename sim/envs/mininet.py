@@ -141,6 +141,9 @@ class MininetTEEnv(TEEnv):
                 "ratio": measured_mlu / optimum, "t": t, "down_links": self.down_links,
                 "source": answer["source"], "reasons": answer["reasons"], "loss": loss,
                 "readings": readings}
+        log.info("interval %d: measured MLU %.3f (fluid model %.3f, optimum %.3f), %d readings, "
+                 "loss %s", t, measured_mlu, predicted, optimum, readings,
+                 "n/a" if loss is None else f"{loss:.2%}")
         if answer["source"] != "external":
             log.warning("interval %d: the controller installed the %s, not this decision: %s",
                         t, answer["source"], "; ".join(answer["reasons"]) or "no reason given")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,14 @@ CONFIG = TrainConfig(history=4, hidden=(32,), epochs=4, batch_size=16, lr=3e-3, 
                      validation="48", test="48", timesteps=0, synthetic=0)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=["mlp", "path"])
+def trained(request, tmp_path_factory):
+    """A trained agent of each network (SplitNet, PathNet): every test below runs on both."""
     cache = tmp_path_factory.mktemp("optima")
     graph = load_topology("ring:n=5")
     series = synthetic_traffic(graph, steps=288, seed=3, load=0.5)
-    trainer = Trainer(graph, series, CONFIG, cache_dir=cache)
+    config = replace(CONFIG, network=request.param, path_hidden=16, path_rounds=2)
+    trainer = Trainer(graph, series, config, cache_dir=cache)
     untrained = trainer.validate()
     agent = trainer.fit()
     path = tmp_path_factory.mktemp("models") / "ring.zip"
@@ -198,9 +201,10 @@ def test_float16_weights_are_half_the_size_and_decide_alike(trained, tmp_path):
                       weights_dtype="float16")
     loaded = load_agent(half, agent.path_set)
     assert loaded.metadata["network"]["weights_dtype"] == "float16"
-    assert loaded.net.head.weight.dtype == torch.float32
+    name, parameter = next(iter(loaded.net.named_parameters()))
+    assert parameter.dtype == torch.float32
     meta, state = read_model(half)
-    assert state["head.weight"].dtype == torch.float16 and state["mean"].dtype == torch.float32
+    assert state[name].dtype == torch.float16 and state["mean"].dtype == torch.float32
     state_ = _state(graph, agent.path_set, series)
     assert np.abs(loaded.decide(state_).weights - agent.decide(state_).weights).max() < 1e-2
 
