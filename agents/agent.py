@@ -115,9 +115,11 @@ class PathNet(nn.Module):
     busiest link, and update each path's logit from its busiest and average link, its weight and
     its features. Reads the ``shares`` and ``link_up`` parts of the observation.
 
-    The tensors derived from the path set (incidence, capacities, features) are rebuilt from the
-    encoding, not stored; ``index``, ``mean`` and ``std`` (the shares' training statistics, for the
-    adapter's drift detection, as :class:`SplitNet` keeps them) are.
+    Paths are lists of link indices (padded with a dummy link), so the cost is linear in the
+    number of candidate paths times their length: no paths x links matrix. The tensors derived
+    from the path set are rebuilt from the encoding, not stored; ``index``, ``mean`` and ``std``
+    (the shares' training statistics, for the adapter's drift detection, as :class:`SplitNet`
+    keeps them) are stored with the weights.
     """
 
     N_STATIC, N_DEMAND, N_CONGESTION = 3, 4, 5
@@ -125,16 +127,18 @@ class PathNet(nn.Module):
     def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4):
         super().__init__()
         ps, layout = encoding.path_set, encoding.layout
-        incidence = torch.tensor(ps.incidence[encoding.candidate_ids].toarray(),
-                                 dtype=torch.float32)  # [C, L]
+        self.n_ods, self.n_links = ps.n_ods, ps.n_links
+        self.history, self.logit_scale = encoding.history, float(encoding.logit_scale)
+        self.rounds = int(rounds)
+        rows = ps.incidence[encoding.candidate_ids].tolil().rows
+        links = torch.full((len(rows), max(len(r) for r in rows)), ps.n_links, dtype=torch.long)
+        for i, row in enumerate(rows):
+            links[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
         capacity = torch.tensor(ps.capacities, dtype=torch.float32)
-        od = torch.tensor(encoding.candidate_od)
-        self.n_ods, self.history = ps.n_ods, encoding.history
-        self.logit_scale, self.rounds = float(encoding.logit_scale), int(rounds)
-        self.register_buffer("incidence", incidence, persistent=False)
+        self.register_buffer("path_links", links, persistent=False)  # [C, longest], pad = L
+        self.register_buffer("hops", (links < ps.n_links).sum(1).float(), persistent=False)
         self.register_buffer("capacity", capacity / capacity.mean(), persistent=False)
-        self.register_buffer("od", od, persistent=False)
-        self.register_buffer("hops", incidence.sum(1), persistent=False)
+        self.register_buffer("od", torch.tensor(encoding.candidate_od), persistent=False)
         self.register_buffer("link_up_index", torch.arange(layout["link_up"].start,
                                                            layout["link_up"].stop),
                              persistent=False)
@@ -154,8 +158,12 @@ class PathNet(nn.Module):
     def hidden(self) -> int:
         return self.start[0].out_features
 
+    def _padded(self, per_link: torch.Tensor, pad: float) -> torch.Tensor:
+        """[..., L] -> [..., L + 1]: the dummy link gets ``pad``."""
+        return torch.cat([per_link, per_link.new_full((*per_link.shape[:-1], 1), pad)], -1)
+
     def _static_features(self) -> torch.Tensor:
-        bottleneck = torch.where(self.incidence > 0, self.capacity, torch.inf).amin(1)
+        bottleneck = self._padded(self.capacity, torch.inf)[self.path_links].amin(1)
         shortest = torch.full((self.n_ods,), torch.inf).scatter_reduce(
             0, self.od, self.hops, reduce="amin")
         return torch.stack([self.hops / self.hops.mean(), self.hops - shortest[self.od],
@@ -176,6 +184,15 @@ class PathNet(nn.Module):
         e = torch.exp(z - top.gather(1, od).detach())
         return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
 
+    def _relative_loads(self, flows: torch.Tensor) -> torch.Tensor:
+        """Path flows [B, C] -> every link's load relative to the busiest link, [B, L + 1]."""
+        batch, longest = flows.shape[0], self.path_links.shape[1]
+        index = self.path_links.expand(batch, -1, -1).reshape(batch, -1)
+        load = torch.zeros(batch, self.n_links + 1).scatter_add(
+            1, index, flows[:, :, None].expand(-1, -1, longest).reshape(batch, -1))
+        load = load[:, : self.n_links] / self.capacity
+        return self._padded(load / load.amax(1, keepdim=True).clamp(min=1e-9), 0.0)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[0]
         shares = obs[:, self.index].reshape(batch, self.history, self.n_ods) * self.n_ods
@@ -183,19 +200,16 @@ class PathNet(nn.Module):
         demand = torch.stack([torch.log1p(shares[:, -1]), torch.log1p(mean), torch.log1p(peak),
                               (shares.std(1) / (mean + 1e-6)).clamp(max=5.0)], -1)
         paths = torch.cat([self.static.expand(batch, -1, -1), demand[:, self.od]], -1)
-        down = 1.0 - obs[:, self.link_up_index]
-        live = (down @ self.incidence.T) < 0.5  # [B, C]: no down link on the path
+        link_up = self._padded(obs[:, self.link_up_index], 1.0)
+        live = link_up[:, self.path_links].amin(-1) > 0.5  # [B, C]: no down link on the path
         logits = self.start(paths).squeeze(-1)
-        path_links = self.incidence.sum(1)
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
             weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
             congestion = [weights]
             for d in (mean, peak):
-                load = (weights * d[:, self.od]) @ self.incidence / self.capacity
-                relative = load / load.amax(1, keepdim=True).clamp(min=1e-9)  # busiest link = 1
-                on_path = self.incidence * relative[:, None, :]  # [B, C, L]
-                congestion += [on_path.amax(-1), on_path.sum(-1) / path_links]
+                on_path = self._relative_loads(weights * d[:, self.od])[:, self.path_links]
+                congestion += [on_path.amax(-1), on_path.sum(-1) / self.hops]
             logits = logits + self.update(
                 torch.cat([paths, torch.stack(congestion, -1)], -1)).squeeze(-1)
         return torch.tanh(logits / self.logit_scale)

@@ -184,6 +184,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="default",
                         help="model file of the agent, or 'default' (the shipped model of the "
                              "topology)")
+    parser.add_argument("--transfer", action="store_true",
+                        help="let a topology-aware model (network 'path') trained on another "
+                             "topology decide on this one")
     parser.add_argument("--adapt", action="store_true",
                         help="fine-tune the agent in operation, on matrices before each "
                              "decision only")
@@ -231,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         from agents.model_file import make_agent_policy  # torch only when the agent is asked
 
         policies["agent"] = make_agent_policy(path_set, graph, args.model, args.topology,
-                                              adapt=args.adapt)
+                                              adapt=args.adapt, transfer=args.transfer)
         policies = {name: policies[name] for name in methods}
     intervals = select_intervals(series, args.last)
 

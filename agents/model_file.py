@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import platform
@@ -37,6 +38,8 @@ import torch
 from agents.agent import AgentPolicy, PathNet, SplitNet
 from sim.envs.encoding import Encoding
 from sim.paths import PathSet
+
+log = logging.getLogger(__name__)
 
 FORMAT = "ryute-model-1"
 MEMBERS = ("manifest.json", "metadata.json", "weights.pt")
@@ -239,29 +242,46 @@ def _network(shape: dict[str, Any], encoding: Encoding) -> SplitNet | PathNet:
 
 
 def load_agent(
-    spec: str | os.PathLike, path_set: PathSet, topology: str = ""
+    spec: str | os.PathLike, path_set: PathSet, topology: str = "", transfer: bool = False
 ) -> AgentPolicy:
     """The agent stored in model file ``spec`` (a path or ``"default"``) for ``path_set``.
 
     ``topology`` names the network (used to find the default and in messages). Raises
     :class:`ModelFileError` for a corrupt file or a model of another topology,
     ``FileNotFoundError`` when the file does not exist.
+
+    ``transfer``: a topology-aware model (``PathNet``) trained on another topology is accepted
+    and its shared weights rebuilt on ``path_set`` (``metadata["transferred_from"]`` names the
+    training topology; the training statistics of the shares, which belong to that topology's
+    OD pairs, are dropped, so the adapter's share-drift check does not apply). Other models are
+    still refused.
     """
     path = resolve_model(spec, topology)
     metadata, state = read_model(path)
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: metadata format {metadata.get('format')!r}")
-    check_topology(metadata, path_set, f"model {path}", Path(topology).stem if topology else "")
+    try:
+        check_topology(metadata, path_set, f"model {path}",
+                       Path(topology).stem if topology else "")
+    except ModelFileError as refusal:
+        if not transfer or metadata.get("network", {}).get("class") != "PathNet":
+            raise
+        log.info("%s: transferred to this topology (%s)", path, refusal)
+        state = {k: v for k, v in state.items() if k not in ("index", "mean", "std")}
+        # Observation statistics describe the training topology's traffic: no drift reference.
+        metadata = {**metadata, "transferred_from": metadata.get("topology", {}).get("name"),
+                    "observation": {}}
     try:
         e, n = metadata["encoding"], metadata["network"]
         encoding = Encoding(path_set, float(e["scale_reference"]), int(e["history"]),
                             float(e["logit_scale"]))
         net = _network(n, encoding)
-        net.load_state_dict(state)
+        net.load_state_dict(state, strict="transferred_from" not in metadata)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{path}: weights do not match the described network ({err})") \
             from None
-    if int(net.index.max()) >= encoding.n_observations or encoding.n_actions != n["n_actions"]:
+    if int(net.index.max()) >= encoding.n_observations or (
+            encoding.n_actions != n["n_actions"] and "transferred_from" not in metadata):
         raise ModelFileError(f"{path}: network does not fit the encoding of this path set")
     metadata = {**metadata, "id": metadata.get("id") or f"{path.name}:{_sha(path.read_bytes())[:12]}",
                 "path": str(path)}
@@ -270,11 +290,12 @@ def load_agent(
 
 def make_agent_policy(
     path_set: PathSet, graph: Any, model: str | os.PathLike = "default", topology: str = "",
-    adapt: bool = False,
+    adapt: bool = False, transfer: bool = False,
 ):
     """The ``agent`` method of ``ryute evaluate``: the model's policy, wrapped in an
-    :class:`~agents.adapt.AdaptivePolicy` with ``adapt`` (fine-tunes on past matrices only)."""
-    agent = load_agent(model, path_set, topology)
+    :class:`~agents.adapt.AdaptivePolicy` with ``adapt`` (fine-tunes on past matrices only);
+    ``transfer`` lets a topology-aware model decide on another topology (see load_agent)."""
+    agent = load_agent(model, path_set, topology, transfer=transfer)
     if not adapt:
         return agent
     from agents.adapt import AdaptivePolicy

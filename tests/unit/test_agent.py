@@ -240,3 +240,29 @@ def test_train_env_mininet_refuses_bad_options_before_starting_anything(ring_mod
     err = capsys.readouterr().err
     assert "ring" in err and "abilene" in err
     assert not Path("never-written.zip").exists()
+
+
+def test_a_topology_aware_model_transfers_to_another_topology_others_are_refused(trained):
+    graph, series, trainer, _, agent, path = trained
+    other = load_topology("ring:n=6")
+    ps = PathSet.from_graph(other, k=4)
+    if trainer.config.network == "mlp":
+        with pytest.raises(ModelFileError, match="trained for topology ring5"):
+            load_agent(path, ps, "ring:n=6", transfer=True)
+        return
+    with pytest.raises(ModelFileError, match="trained for topology ring5"):
+        load_agent(path, ps, "ring:n=6")  # without transfer: refused as before
+    moved = load_agent(path, ps, "ring:n=6", transfer=True)
+    assert moved.metadata["transferred_from"] == "ring5"
+    series6 = synthetic_traffic(other, steps=32, seed=1, load=0.5)
+    state = _state(other, ps, series6, t=20)
+    u, v = ps.edges[0]
+    state.set_link_up(u, v, False)
+    state.set_link_up(v, u, False)
+    decision = moved.decide(state)
+    assert decision.validate(state.down_links) == []
+    assert not decision.weights[~ps.live_paths(state.down_links)].any()
+    # the shared weights are the trained ones, not a fresh network's
+    trained_params = dict(agent.net.named_parameters())
+    for name, value in moved.net.named_parameters():
+        assert torch.equal(value, trained_params[name])
