@@ -89,8 +89,12 @@ def test_ctrl_c_during_the_replay_leaves_nothing_behind(tmp_path):
                "--interval", "4", "--duration", "40", "--phases", "shadow",
                "--switch-prefix", PREFIX, "--host-prefix", "y",
                "--run-dir", str(RUNS / f"emulate-ctrl-c-{os.getpid()}" / "t-run")]
+    # Ctrl-C in a terminal: SIGINT at its default disposition, even when the test run itself was
+    # started in the background (a non-interactive shell starts background jobs with SIGINT
+    # ignored, and an ignored SIGINT is inherited: Python would then never see it).
     process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not replay_processes():
