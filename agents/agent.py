@@ -14,6 +14,11 @@ is a logit of a softmax per OD pair over the live candidates. The output is rela
 purpose: they are a function of the agent's own previous routing of the newest matrix, which it
 already sees, and leaving them out removes a feedback loop between training and serving.
 
+:class:`PathNet` (``TrainConfig.network = "path"``) is the topology-aware alternative: one small
+network shared by every candidate path, with unrolled congestion rounds; its weights do not
+depend on the topology, so a model trained on one network decides on others
+(:func:`agents.model_file.load_agent` with ``transfer=True``, ``ryute evaluate --transfer``).
+
 :func:`decode_torch` and :class:`FluidLoss` are the differentiable twins of ``Encoding.weights`` and
 ``sim.loads.mlu`` (same incidence matrix, same softmax) used to train by direct gradient.
 """

@@ -38,7 +38,7 @@ SPLITS = {
 }
 
 
-def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: int,
+def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: int | None,
         adapt: bool, overrides: dict | None = None) -> dict:
     path = shared_data_dir() / "traffic" / SERIES[topology]
     if not path.exists():
@@ -54,7 +54,8 @@ def run(topology: str, split: str, model: str | None, out_dir: Path, timesteps: 
     result: dict = {"topology": topology, "split": split, "series": series.source}
     if model is None:
         config = TrainConfig.for_topology(topology, validation=validation, test=test,
-                                          timesteps=timesteps, **(overrides or {}))
+                                          **({"timesteps": timesteps} if timesteps is not None
+                                             else {}), **(overrides or {}))
         model_path = out_dir / f"{topology}-{split}.zip"
         started = time.perf_counter()
         agent, meta = train(topology, str(path), model_path, config, log_dir=out_dir / "logs")
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topologies", default="abilene,geant")
     p.add_argument("--split", default="standard", choices=["standard", "long-gap"])
     p.add_argument("--model", help="evaluate this model file instead of training one")
-    p.add_argument("--timesteps", type=int, default=TrainConfig.timesteps)
+    p.add_argument("--timesteps", type=int, help="PPO steps (default: the shipped recipe's)")
     p.add_argument("--no-adapt", action="store_true")
     p.add_argument("--config", type=Path, help="JSON of TrainConfig fields over the recipe")
     p.add_argument("--out-dir", type=Path, default=Path("runs/bench-agent"))
