@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.agent import AgentPolicy, PathNet, SplitNet
+from agents.agent import AgentPolicy, PathNet, SplitNet, set_torch_threads
 from sim.envs.encoding import Encoding
 from sim.paths import PathSet
 
@@ -256,6 +256,9 @@ def load_agent(
     OD pairs, are dropped, so the adapter's share-drift check does not apply). Other models are
     still refused.
     """
+    # Decisions are small: one torch thread (RYUTE_TORCH_THREADS), else on a busy machine its
+    # threads wait for each other (a 3.6 ms Abilene decision took 230 ms with two).
+    set_torch_threads()
     path = resolve_model(spec, topology)
     metadata, state = read_model(path)
     if metadata.get("format") != FORMAT:
