@@ -67,7 +67,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
     """Validate (and with ``config.timesteps`` fine-tune) ``model`` in Mininet; writes ``out``
     and ``out`` with ``.json`` (the report); returns the report."""
     from sim.env import load_series
-    from sim.envs.mininet import MininetTEEnv
+    from sim.envs.mininet import MininetTEEnv, poll_interval_for
     from sim.testbed import Testbed
 
     graph = load_topology(topology)
@@ -91,11 +91,11 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
     token = _token()
-    poll = max(0.5, min(2.0, config.interval_s / 4))
     report: dict[str, Any] = {"topology": topology, "traffic": series.source, "model": model,
                               "config": asdict(config), "traffic_scale": scale,
                               "validation_range": [start, stop]}
-    with Testbed(topology, scale=config.capacity_scale, poll_interval_s=poll,
+    with Testbed(topology, scale=config.capacity_scale,
+                 poll_interval_s=poll_interval_for(config.interval_s),
                  controller_args=("--mode", "external", "--api-token", token),
                  log_dir=run_dir, switch_prefix="v", host_prefix="w") as testbed:
         def env(interval_range: tuple[int, int], episode_length: int | None) -> MininetTEEnv:

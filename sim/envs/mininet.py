@@ -32,7 +32,7 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
+import time
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ import networkx as nx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.emulation import api_request, inside_readings, replay, wait_until_ready
+from sim.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
 from sim.optimal import optimal_series
@@ -70,7 +70,8 @@ class MininetTEEnv(TEEnv):
         capacity_scale: emulated capacities are the topology's divided by this.
         flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate`` and
             :data:`sim.replay.DEFAULT_FLOWS`).
-        run_dir: where schedules, reports and the controller's log go.
+        run_dir: where the controller's log and each step's schedules and reports (removed after
+            the step) go; default ``runs/mininet-env/TIME-PID`` in the project.
         **fluid: the other :class:`TEEnv` arguments (``history``, ``paths_k``,
             ``episode_length``, ``interval_range``, ``scale_reference``, ...); ``failure_prob``
             must stay 0 (no link failures in emulated episodes).
@@ -110,8 +111,8 @@ class MininetTEEnv(TEEnv):
         self.flows, self.mtu = int(flows), int(mtu)
         self.switch_prefix, self.host_prefix = (testbed.switch_prefix, testbed.host_prefix) \
             if testbed is not None else (switch_prefix, host_prefix)
-        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="ryute-menv-"))
-        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir) if run_dir else PROJECT_DIR / "runs" / "mininet-env" / (
+            time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid()))
         self._steps_done = 0
         self.token = token or secrets.token_urlsafe(24)
         self._own_testbed = testbed is None
@@ -154,8 +155,6 @@ class MininetTEEnv(TEEnv):
         if self._own_testbed and getattr(self, "testbed", None) is not None:
             self.testbed.__exit__(None, None, None)
             self.testbed = None
-        if self._own_run_dir and self.run_dir.exists():
-            shutil.rmtree(self.run_dir, ignore_errors=True)
         super().close()
 
     def __enter__(self) -> MininetTEEnv:
@@ -179,8 +178,8 @@ class MininetTEEnv(TEEnv):
     def _start_testbed(self) -> Any:
         from sim.testbed import Testbed
 
-        poll = max(0.5, min(2.0, self.interval_s / 4))  # several readings per interval
-        testbed = Testbed(self.topology_spec, scale=self.capacity_scale, poll_interval_s=poll,
+        testbed = Testbed(self.topology_spec, scale=self.capacity_scale,
+                          poll_interval_s=poll_interval_for(self.interval_s),
                           controller_args=("--mode", "external", "--api-token", self.token,
                                            "--paths-k", str(self.path_set.k)),
                           log_dir=self.run_dir, switch_prefix=self.switch_prefix,
@@ -240,6 +239,12 @@ class MininetTEEnv(TEEnv):
         sent = float(counts.sent_packets[1:].sum())
         loss = float((sent - counts.received_packets[1:].sum()) / sent) if sent else None
         return measured, loads, len(readings), loss
+
+
+def poll_interval_for(interval_s: float) -> float:
+    """The controller's statistics interval for replay intervals of ``interval_s``: several
+    readings per interval, 0.5 to 2 s."""
+    return max(0.5, min(2.0, interval_s / 4))
 
 
 def _default_scale(graph: nx.DiGraph, series: TrafficSeries, fluid: dict[str, Any]) -> float:
