@@ -91,10 +91,12 @@ def test_ctrl_c_during_the_replay_leaves_nothing_behind(tmp_path):
                "--run-dir", str(RUNS / f"emulate-ctrl-c-{os.getpid()}" / "t-run")]
     # Ctrl-C in a terminal: SIGINT at its default disposition, even when the test run itself was
     # started in the background (a non-interactive shell starts background jobs with SIGINT
-    # ignored, and an ignored SIGINT is inherited: Python would then never see it).
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # ignored, and an ignored SIGINT is inherited: Python would then never see it). Reset in a
+    # small launcher that then becomes the command (no preexec_fn: fork() warnings in eventlet).
+    launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+    process = subprocess.Popen([sys.executable, "-c", launcher, *command], cwd=PROJECT_DIR,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not replay_processes():
