@@ -1,9 +1,10 @@
 """PPO fine-tuning of the agent's network with stable-baselines3 in ``ryute/TE-v0`` (training only).
 
 The SB3 policy is a stock :class:`~stable_baselines3.common.policies.ActorCriticPolicy` whose
-Gaussian mean is the agent's :class:`~agents.agent.SplitNet` itself (its parameters are trained in
-place) and whose value function is a small MLP of its own. After PPO the same ``SplitNet`` is the
-deterministic decision-time policy: nothing from SB3 is needed to serve it.
+Gaussian mean is the agent's network itself (:class:`~agents.agent.SplitNet` or
+:class:`~agents.agent.PathNet`; its parameters are trained in place) and whose value function is a
+small MLP of its own. After PPO the same network is the deterministic decision-time policy:
+nothing from SB3 is needed to serve it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
-from agents.agent import SplitNet
+from agents.agent import PathNet, SplitNet
 
 if TYPE_CHECKING:
     from agents.train import Trainer
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class _Mean(nn.Module):
     """Latent (the raw observation, SB3's pi branch is empty) -> the network's action mean."""
 
-    def __init__(self, net: SplitNet):
+    def __init__(self, net: SplitNet | PathNet):
         super().__init__()
         self.net = net
 
@@ -40,7 +41,7 @@ class _Mean(nn.Module):
         return self.net(latent)
 
 
-def split_net_policy(net: SplitNet) -> type[ActorCriticPolicy]:
+def split_net_policy(net: SplitNet | PathNet) -> type[ActorCriticPolicy]:
     """An ActorCriticPolicy class whose action mean is ``net`` (SB3 builds policies from a class,
     and ``_build`` runs inside ``__init__``, hence the class made per network)."""
 
@@ -93,7 +94,7 @@ def ppo_finetune(trainer: Trainer, timesteps: int, log_dir: Path | None = None,
                log_dir=log_dir, progress=progress)
 
 
-def ppo_in_env(net: SplitNet, make_env: Callable[[], gym.Env], timesteps: int, *, lr: float,
+def ppo_in_env(net: SplitNet | PathNet, make_env: Callable[[], gym.Env], timesteps: int, *, lr: float,
                log_std: float, seed: int, n_steps: int = 256, batch_size: int = 64,
                n_epochs: int = 5, log_dir: Path | None = None, progress: bool = False) -> None:
     """Fine-tune ``net`` in place with PPO in the environment ``make_env()`` builds (the fluid

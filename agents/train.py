@@ -84,7 +84,7 @@ class TrainConfig:
     history: int = 12
     paths_k: int = 4
     path_method: str = "hops"
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (256, 256)  # MLP (network "mlp"): widths of the hidden layers
     logit_scale: float = DEFAULT_LOGIT_SCALE
     epochs: int = 15
     batch_size: int = 32
