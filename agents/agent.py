@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,14 +121,17 @@ class PathNet(nn.Module):
     busiest link, and update each path's logit from its busiest and average link, its weight and
     its features. Reads the ``shares`` and ``link_up`` parts of the observation.
 
-    Paths are lists of link indices (padded with a dummy link), so the cost is linear in the
-    number of candidate paths times their length: no paths x links matrix. The tensors derived
-    from the path set are rebuilt from the encoding, not stored; ``index``, ``mean`` and ``std``
-    (the shares' training statistics, for the adapter's drift detection, as :class:`SplitNet`
-    keeps them) are stored with the weights.
+    Paths are runs of link indices in one flat list (CSR), so the cost is linear in the total
+    length of the candidate paths: routing and per-path sums are sparse products, per-path maxima
+    segment reductions, and the update network runs in blocks of :data:`BLOCK` paths (its
+    activations stay in cache: on Cogentco's 154,026 paths, moving them through memory had cost
+    more than the arithmetic). The tensors derived from the path set are rebuilt from the
+    encoding, not stored; ``index``, ``mean`` and ``std`` (the shares' training statistics, for
+    the adapter's drift detection, as :class:`SplitNet` keeps them) are stored with the weights.
     """
 
     N_STATIC, N_DEMAND, N_CONGESTION = 3, 4, 5
+    BLOCK = 4096
 
     def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4):
         super().__init__()
@@ -135,13 +139,19 @@ class PathNet(nn.Module):
         self.n_ods, self.n_links = ps.n_ods, ps.n_links
         self.history, self.logit_scale = encoding.history, float(encoding.logit_scale)
         self.rounds = int(rounds)
-        rows = ps.incidence[encoding.candidate_ids].tolil().rows
-        links = torch.full((len(rows), max(len(r) for r in rows)), ps.n_links, dtype=torch.long)
-        for i, row in enumerate(rows):
-            links[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        by_path = ps.incidence[encoding.candidate_ids].tocsr()  # [C, L]
+        by_link = by_path.T.tocsr()  # [L, C]
+        for name, matrix in (("path", by_path), ("link", by_link)):
+            # CSR parts as plain buffers (a sparse tensor cannot be deep-copied)
+            self.register_buffer(f"{name}_ptr", torch.as_tensor(matrix.indptr, dtype=torch.long),
+                                 persistent=False)
+            self.register_buffer(f"{name}_members",
+                                 torch.as_tensor(matrix.indices, dtype=torch.long),
+                                 persistent=False)
+        lengths = torch.diff(self.path_ptr)
+        self.register_buffer("path_lengths", lengths, persistent=False)
+        self.register_buffer("hops", lengths.float(), persistent=False)
         capacity = torch.tensor(ps.capacities, dtype=torch.float32)
-        self.register_buffer("path_links", links, persistent=False)  # [C, longest], pad = L
-        self.register_buffer("hops", (links < ps.n_links).sum(1).float(), persistent=False)
         self.register_buffer("capacity", capacity / capacity.mean(), persistent=False)
         self.register_buffer("od", torch.tensor(encoding.candidate_od), persistent=False)
         self.register_buffer("link_up_index", torch.arange(layout["link_up"].start,
@@ -163,12 +173,22 @@ class PathNet(nn.Module):
     def hidden(self) -> int:
         return self.start[0].out_features
 
-    def _padded(self, per_link: torch.Tensor, pad: float) -> torch.Tensor:
-        """[..., L] -> [..., L + 1]: the dummy link gets ``pad``."""
-        return torch.cat([per_link, per_link.new_full((*per_link.shape[:-1], 1), pad)], -1)
+    def _over_paths(self, per_link: torch.Tensor, reduce: str) -> torch.Tensor:
+        """[B, L] -> [B, C]: ``reduce`` ("max", "min") of each candidate path's links."""
+        lengths = self.path_lengths.expand(per_link.shape[0], -1)
+        return torch.segment_reduce(per_link[:, self.path_members], reduce, lengths=lengths,
+                                    axis=1)
+
+    def _sparse(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
+        members = getattr(self, f"{name}_members")
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": what we use is not
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(getattr(self, f"{name}_ptr"), members,
+                                           torch.ones(len(members)), shape,
+                                           check_invariants=False)
 
     def _static_features(self) -> torch.Tensor:
-        bottleneck = self._padded(self.capacity, torch.inf)[self.path_links].amin(1)
+        bottleneck = self._over_paths(self.capacity[None], "min")[0]
         shortest = torch.full((self.n_ods,), torch.inf).scatter_reduce(
             0, self.od, self.hops, reduce="amin")
         return torch.stack([self.hops / self.hops.mean(), self.hops - shortest[self.od],
@@ -189,14 +209,25 @@ class PathNet(nn.Module):
         e = torch.exp(z - top.gather(1, od).detach())
         return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
 
-    def _relative_loads(self, flows: torch.Tensor) -> torch.Tensor:
-        """Path flows [B, C] -> every link's load relative to the busiest link, [B, L + 1]."""
-        batch, longest = flows.shape[0], self.path_links.shape[1]
-        index = self.path_links.expand(batch, -1, -1).reshape(batch, -1)
-        load = torch.zeros(batch, self.n_links + 1).scatter_add(
-            1, index, flows[:, :, None].expand(-1, -1, longest).reshape(batch, -1))
-        load = load[:, : self.n_links] / self.capacity
-        return self._padded(load / load.amax(1, keepdim=True).clamp(min=1e-9), 0.0)
+    def _congestion(self, flows: torch.Tensor, by_link: torch.Tensor,
+                    by_path: torch.Tensor) -> list[torch.Tensor]:
+        """Path flows [B, C] -> each path's busiest and average link, [B, C] each, with link
+        loads relative to the busiest link."""
+        load = (by_link @ flows.T).T / self.capacity  # [B, L]
+        relative = load / load.amax(1, keepdim=True).clamp(min=1e-9)
+        return [self._over_paths(relative, "max"), (by_path @ relative.T).T / self.hops]
+
+    def _update(self, fixed: torch.Tensor, congestion: torch.Tensor) -> torch.Tensor:
+        """The update network on [N, hidden] (first layer's path part, bias included) and
+        [N, N_CONGESTION], block by block -> [N]."""
+        first, second, last = self.update[0], self.update[2], self.update[4]
+        w_congestion = first.weight[:, -self.N_CONGESTION:].T
+        blocks = []
+        for i in range(0, len(fixed), self.BLOCK):
+            block = slice(i, i + self.BLOCK)
+            h = torch.relu(torch.addmm(fixed[block], congestion[block], w_congestion))
+            blocks.append(last(torch.relu(second(h))))
+        return torch.cat(blocks).squeeze(-1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[0]
@@ -205,18 +236,22 @@ class PathNet(nn.Module):
         demand = torch.stack([torch.log1p(shares[:, -1]), torch.log1p(mean), torch.log1p(peak),
                               (shares.std(1) / (mean + 1e-6)).clamp(max=5.0)], -1)
         paths = torch.cat([self.static.expand(batch, -1, -1), demand[:, self.od]], -1)
-        link_up = self._padded(obs[:, self.link_up_index], 1.0)
-        live = link_up[:, self.path_links].amin(-1) > 0.5  # [B, C]: no down link on the path
+        live = self._over_paths(obs[:, self.link_up_index], "min") > 0.5  # no down link
         logits = self.start(paths).squeeze(-1)
+        first = self.update[0]
+        n_path = paths.shape[-1]
+        # the first update layer's part from the path features is the same in every round
+        fixed = nn.functional.linear(paths, first.weight[:, :n_path], first.bias).flatten(0, 1)
+        by_link = self._sparse("link", (self.n_links, len(self.od)))
+        by_path = self._sparse("path", (len(self.od), self.n_links))
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
             weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
             congestion = [weights]
             for d in (mean, peak):
-                on_path = self._relative_loads(weights * d[:, self.od])[:, self.path_links]
-                congestion += [on_path.amax(-1), on_path.sum(-1) / self.hops]
-            logits = logits + self.update(
-                torch.cat([paths, torch.stack(congestion, -1)], -1)).squeeze(-1)
+                congestion += self._congestion(weights * d[:, self.od], by_link, by_path)
+            update = self._update(fixed, torch.stack(congestion, -1).flatten(0, 1))
+            logits = logits + update.view(batch, -1)
         return torch.tanh(logits / self.logit_scale)
 
 
