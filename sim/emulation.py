@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.replay import ReplayPlan
+from sim.replay import MIN_SPLIT_SAMPLES, ReplayPlan
 
 LOG = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -144,6 +144,13 @@ def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,
     hosts = sum(h is not None for h in plan.hosts)
     testbed.wait_for(lambda: testbed.get("/te/v1/status")["hosts"] >= hosts, timeout_s=30)
     prepare_hosts(testbed, plan, mtu)
+    samples = plan.split_samples
+    if samples < MIN_SPLIT_SAMPLES:
+        LOG.warning("an OD pair's split is realized by %.0f hashed datagrams per %g s interval "
+                    "(demand-weighted mean): measured loads will stray from the fluid model's by "
+                    "up to %.0f %% of a demand; lower the capacity scale (now %g) or lengthen "
+                    "the interval", samples, plan.interval_s, 50 / np.sqrt(samples),
+                    plan.capacity_scale)
     return loss
 
 

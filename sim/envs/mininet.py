@@ -13,7 +13,8 @@ measures it:
 3. the reward is ``-(measured MLU) / (optimal MLU of matrix t)``, the measured MLU being the
    busiest link's utilization (port counters) averaged over the controller's statistics
    readings inside the interval. ``info`` adds the fluid model's prediction for the same
-   decision (``predicted_mlu``), the loss and the number of readings.
+   decision (``predicted_mlu``), the measured mean link loads (``link_loads``, topology units,
+   ``path_set.edges`` order), the loss and the number of readings.
 
 The utilization part of the next observation is the measured one; the matrices observed are
 the series' (the offered load, which the replay matches to within 0.1 %). The environment
@@ -141,7 +142,7 @@ class MininetTEEnv(TEEnv):
         info = {"mlu": measured_mlu, "predicted_mlu": predicted, "optimal_mlu": optimum,
                 "ratio": measured_mlu / optimum, "t": t, "down_links": self.down_links,
                 "source": answer["source"], "reasons": answer["reasons"], "loss": loss,
-                "readings": readings}
+                "readings": readings, "link_loads": loads}
         log.info("interval %d: measured MLU %.3f (fluid model %.3f, optimum %.3f), %d readings, "
                  "loss %s", t, measured_mlu, predicted, optimum, readings,
                  "n/a" if loss is None else f"{loss:.2%}")
@@ -168,7 +169,8 @@ class MininetTEEnv(TEEnv):
     def poll_s(self) -> float:
         return float(self.testbed.poll_interval_s)
 
-    def _plan(self, t: int) -> ReplayPlan:
+    def replay_plan(self, t: int) -> ReplayPlan:
+        """What the hosts send to replay matrix t (one poll interval of warm-up first)."""
         return ReplayPlan.for_graph(
             self.graph, self.series.tm[t : t + 1], interval_s=self.interval_s, traffic_scale=1.0,
             capacity_scale=self.capacity_scale, switch_prefix=self.switch_prefix,
@@ -188,7 +190,7 @@ class MininetTEEnv(TEEnv):
 
     def _connect(self) -> None:
         """Wait for the network, check the controller's paths are ours, mode external."""
-        wait_until_ready(self.testbed, self._plan(int(self.decision_times[0])), self.mtu)
+        wait_until_ready(self.testbed, self.replay_plan(int(self.decision_times[0])), self.mtu)
         theirs = {path["id"]: tuple(path["nodes"]) for pair in
                   self.testbed.get("/te/v1/paths")["od_pairs"] for path in pair["paths"]}
         ours = {i: tuple(str(n) for n in p) for i, p in enumerate(self.path_set.paths)}
@@ -216,7 +218,7 @@ class MininetTEEnv(TEEnv):
         order), the number of readings and the packet loss."""
         self._steps_done += 1
         folder = self.run_dir / f"step-{self._steps_done:06d}"
-        plan = self._plan(t)
+        plan = self.replay_plan(t)
         run = replay(self.testbed, plan, folder, self.poll_s, self.path_set.n_paths)
         shutil.rmtree(folder, ignore_errors=True)
         readings = [r for r in inside_readings(run.readings, run.measured_at,

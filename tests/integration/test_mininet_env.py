@@ -24,6 +24,10 @@ from topologies.catalog import load_topology
 TOPOLOGY = "ring:n=5"
 TRAFFIC = "synthetic:steps=96,seed=3,load=0.5"
 RUNS = PROJECT_DIR / "runs" / "tests" / f"mininet-env-{os.getpid()}"
+CAPACITY_SCALE = 100
+"""10 Mbit/s ring links: enough datagrams per OD pair in a 2 s interval for the hashing to
+realize a split (at 1 Mbit/s, 38 per interval: an equal split measured up to 20 % off on a
+link, see sim.replay.MIN_SPLIT_SAMPLES)."""
 FIDELITY = 0.10
 """Measured MLU within 10 % of the fluid model's prediction for the same decision (128 flows per
 OD pair realize fractional splits by hashing; the emulation benchmark reports the median)."""
@@ -31,9 +35,9 @@ OD pair realize fractional splits by hashing; the emulation benchmark reports th
 
 @pytest.fixture(scope="module")
 def menv():
-    with MininetTEEnv(TOPOLOGY, TRAFFIC, interval_s=2.0, episode_length=3, history=4,
-                      flows=128, run_dir=RUNS / "env", switch_prefix="g",
-                      host_prefix="k") as env:
+    with MininetTEEnv(TOPOLOGY, TRAFFIC, interval_s=2.0, capacity_scale=CAPACITY_SCALE,
+                      episode_length=3, history=4, flows=128, run_dir=RUNS / "env",
+                      switch_prefix="g", host_prefix="k") as env:
         yield env
     assert not {b for b in ovs_bridges() if b.startswith("g")}, "the environment left bridges"
 
@@ -67,6 +71,8 @@ def test_same_spaces_as_the_fluid_environment_and_every_step_is_measured(menv, m
         # the next observation carries the measured utilization
         utilization = observation[menv.encoding.layout["utilization"]]
         assert utilization.max() == pytest.approx(info["mlu"], rel=0.05)
+        assert info["link_loads"].max() / menv.path_set.capacities.max() == pytest.approx(
+            info["mlu"], rel=0.05)
         assert not terminated and truncated == (step == 2)
         measure(f"step {step} measured / predicted MLU",
                 [round(info["mlu"], 4), round(info["predicted_mlu"], 4)])
@@ -96,13 +102,17 @@ def test_the_measured_reward_follows_the_action(menv, measure):
     (m_short, p_short), (m_equal, p_equal) = results["shortest"], results["equal"]
     assert abs(p_short - p_equal) / max(p_short, p_equal) > 0.1, "no matrix tells them apart"
     assert (m_short < m_equal) == (p_short < p_equal)
+    for measured, predicted in results.values():  # a split is realized as well as a single path
+        assert abs(measured - predicted) / predicted < FIDELITY
 
 
 def test_train_env_mininet_validates_and_fine_tunes_a_model(ring_model, tmp_path, measure):
-    out = tmp_path / "ring5-mininet.zip"
+    out, config = tmp_path / "ring5-mininet.zip", tmp_path / "config.json"
+    config.write_text(json.dumps({"capacity_scale": CAPACITY_SCALE}))
     code = ryute(["train", "--env", "mininet", "--topology", TOPOLOGY, "--traffic", "synthetic",
                   "--init", str(ring_model), "--out", str(out), "--timesteps", "4",
-                  "--validation", "3", "--interval", "2", "--log-dir", str(RUNS / "train")])
+                  "--validation", "3", "--interval", "2", "--config", str(config),
+                  "--log-dir", str(RUNS / "train")])
     assert code == 0
     report = json.loads(out.with_suffix(".json").read_text())
     agent = load_agent(out, PathSet.from_graph(load_topology(TOPOLOGY), k=4), TOPOLOGY)

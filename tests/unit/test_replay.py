@@ -39,6 +39,19 @@ def test_rates_are_demand_times_traffic_scale_over_capacity_scale(abilene):
     assert plan.wire_bytes == 1472 + WIRE_OVERHEAD == 1518
 
 
+def test_split_samples_count_datagrams_per_interval_up_to_the_flows():
+    """Two OD pairs: 0.1 Mbit/s sends 41.2 datagrams of 1518 bytes in 5 s (fewer than its 64
+    flows), 1 Mbit/s sends 411.7 (capped at 64 flows); the mean is weighted by demand."""
+    tm = np.zeros((1, 2, 2))
+    tm[0, 0, 1], tm[0, 1, 0] = 100.0, 1000.0  # topology units, capacity scale 1000
+    hosts = (Host("a", "10.0.1.1", "A"), Host("b", "10.0.2.1", "B"))
+    plan = ReplayPlan(tm, ("A", "B"), hosts, 5.0, 1.0, 1000.0, flows=64)
+    small = 0.1e6 / 8 / 1518 * 5
+    assert plan.split_samples == pytest.approx((small * 0.1 + 64 * 1.0) / 1.1)
+    assert ReplayPlan(tm, ("A", "B"), hosts, 5.0, 1.0, 100.0, flows=64).split_samples == 64
+    assert ReplayPlan(tm * 0, ("A", "B"), hosts, 5.0, 1.0, 1000.0).split_samples == np.inf
+
+
 def test_schedule_file_spreads_each_od_over_flows_per_segment(abilene, tmp_path):
     tm = synthetic_traffic(abilene, steps=2, seed=1).tm
     plan = ReplayPlan.for_graph(abilene, tm, interval_s=5, traffic_scale=1.0,
