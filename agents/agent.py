@@ -217,17 +217,12 @@ class PathNet(nn.Module):
         relative = load / load.amax(1, keepdim=True).clamp(min=1e-9)
         return [self._over_paths(relative, "max"), (by_path @ relative.T).T / self.hops]
 
-    def _update(self, fixed: torch.Tensor, congestion: torch.Tensor) -> torch.Tensor:
-        """The update network on [N, hidden] (first layer's path part, bias included) and
-        [N, N_CONGESTION], block by block -> [N]."""
-        first, second, last = self.update[0], self.update[2], self.update[4]
-        w_congestion = first.weight[:, -self.N_CONGESTION:].T
-        blocks = []
-        for i in range(0, len(fixed), self.BLOCK):
-            block = slice(i, i + self.BLOCK)
-            h = torch.relu(torch.addmm(fixed[block], congestion[block], w_congestion))
-            blocks.append(last(torch.relu(second(h))))
-        return torch.cat(blocks).squeeze(-1)
+    def _update(self, paths: torch.Tensor, congestion: torch.Tensor) -> torch.Tensor:
+        """The update network on path features [N, ...] and congestion [N, N_CONGESTION],
+        block by block -> [N]."""
+        return torch.cat([self.update(torch.cat([paths[i: i + self.BLOCK],
+                                                 congestion[i: i + self.BLOCK]], -1))
+                          for i in range(0, len(paths), self.BLOCK)]).squeeze(-1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[0]
@@ -238,10 +233,7 @@ class PathNet(nn.Module):
         paths = torch.cat([self.static.expand(batch, -1, -1), demand[:, self.od]], -1)
         live = self._over_paths(obs[:, self.link_up_index], "min") > 0.5  # no down link
         logits = self.start(paths).squeeze(-1)
-        first = self.update[0]
-        n_path = paths.shape[-1]
-        # the first update layer's part from the path features is the same in every round
-        fixed = nn.functional.linear(paths, first.weight[:, :n_path], first.bias).flatten(0, 1)
+        flat_paths = paths.flatten(0, 1)
         by_link = self._sparse("link", (self.n_links, len(self.od)))
         by_path = self._sparse("path", (len(self.od), self.n_links))
         for _ in range(self.rounds):
@@ -250,7 +242,7 @@ class PathNet(nn.Module):
             congestion = [weights]
             for d in (mean, peak):
                 congestion += self._congestion(weights * d[:, self.od], by_link, by_path)
-            update = self._update(fixed, torch.stack(congestion, -1).flatten(0, 1))
+            update = self._update(flat_paths, torch.stack(congestion, -1).flatten(0, 1))
             logits = logits + update.view(batch, -1)
         return torch.tanh(logits / self.logit_scale)
 
