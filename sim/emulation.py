@@ -148,7 +148,7 @@ def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,
     if samples < MIN_SPLIT_SAMPLES:
         LOG.warning("an OD pair's split is realized by %.0f hashed datagrams per %g s interval "
                     "(demand-weighted mean): measured loads will stray from the fluid model's by "
-                    "up to %.0f %% of a demand; lower the capacity scale (now %g) or lengthen "
+                    "about %.0f %% of a demand; lower the capacity scale (now %g) or lengthen "
                     "the interval", samples, plan.interval_s, 50 / np.sqrt(samples),
                     plan.capacity_scale)
     return loss

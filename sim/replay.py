@@ -74,7 +74,8 @@ MIN_SPLIT_SAMPLES = 50.0
 """Fewer hashed datagrams per OD pair and interval than this (demand-weighted mean, see
 :attr:`ReplayPlan.split_samples`) and the realized splits stray from the weights by more than
 the hashing of the flows alone makes them (ring of five at 1 Mbit/s links, equal split, 2 s
-intervals: 35 samples, per-link error up to 20 %; at 4 s intervals, 70 and up to 7 %)."""
+intervals: 38 samples, per-link error up to 22 %; 4 s intervals: 76 samples, up to 6 %;
+``benchmarks.split_realization``)."""
 MLU_RANGE = (0.5, 0.9)
 MLU_TARGET = 0.85
 
