@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.baselines import shortest_path_decision
 from benchmarks.common import emit
 from sim.envs.mininet import MininetTEEnv
 from sim.loads import link_loads
@@ -48,8 +49,7 @@ def run(scale: float, interval_s: float, repeats: int) -> dict[str, Any]:
     with MininetTEEnv(TOPOLOGY, TRAFFIC, interval_s=interval_s, capacity_scale=scale,
                       episode_length=1, history=4, switch_prefix="b", host_prefix="c") as env:
         encoding = env.encoding
-        shortest = np.full(encoding.n_actions, -1.0)
-        shortest[np.flatnonzero(np.diff(np.r_[-1, encoding.candidate_od]))] = 1.0
+        shortest = encoding.action(shortest_path_decision(env.path_set, "hops"))
         equal = np.zeros(encoding.n_actions)
         rows = [measure(env, name, action) for _ in range(repeats)
                 for name, action in (("shortest", shortest), ("equal", equal))]

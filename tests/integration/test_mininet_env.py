@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.passive_env_checker import env_reset_passive_checker, env_step_passive_checker
 
+from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent
 from controller.cli import main as ryute
 from sim.env import TEEnv
@@ -82,11 +83,9 @@ def test_the_measured_reward_follows_the_action(menv, measure):
     """Shortest candidate only vs. an equal split over all candidates, on the matrix where the
     fluid model tells them apart most: the measurement must agree on which is better."""
     encoding = menv.encoding
-    first_candidate = np.full(encoding.n_actions, -1.0, np.float32)
-    firsts = np.flatnonzero(np.diff(np.r_[-1, encoding.candidate_od]))
-    first_candidate[firsts] = 1.0  # the first (shortest) candidate of each OD pair
+    shortest = encoding.action(shortest_path_decision(menv.path_set, "hops"))
     equal = np.zeros(encoding.n_actions, np.float32)
-    actions = {"shortest": first_candidate, "equal": equal}
+    actions = {"shortest": shortest, "equal": equal}
     times = menv.decision_times
     predicted = {name: mlu(menv.path_set, encoding.weights(action), menv.series.tm[times])
                  for name, action in actions.items()}
