@@ -47,7 +47,7 @@ def measure(env: MininetTEEnv, name: str, action: np.ndarray) -> dict[str, Any]:
 
 def run(scale: float, interval_s: float, repeats: int) -> dict[str, Any]:
     with MininetTEEnv(TOPOLOGY, TRAFFIC, interval_s=interval_s, capacity_scale=scale,
-                      episode_length=1, history=4, switch_prefix="b", host_prefix="c") as env:
+                      episode_length=1, history=4, switch_prefix="d", host_prefix="f") as env:
         encoding = env.encoding
         shortest = encoding.action(shortest_path_decision(env.path_set, "hops"))
         equal = np.zeros(encoding.n_actions)
