@@ -210,12 +210,12 @@ class PathNet(nn.Module):
         return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
 
     def _congestion(self, flows: torch.Tensor, by_link: torch.Tensor,
-                    by_path: torch.Tensor) -> list[torch.Tensor]:
+                    by_path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Path flows [B, C] -> each path's busiest and average link, [B, C] each, with link
         loads relative to the busiest link."""
         load = (by_link @ flows.T).T / self.capacity  # [B, L]
         relative = load / load.amax(1, keepdim=True).clamp(min=1e-9)
-        return [self._over_paths(relative, "max"), (by_path @ relative.T).T / self.hops]
+        return self._over_paths(relative, "max"), (by_path @ relative.T).T / self.hops
 
     def _update(self, paths: torch.Tensor, congestion: torch.Tensor) -> torch.Tensor:
         """The update network on path features [N, ...] and congestion [N, N_CONGESTION],
@@ -236,12 +236,13 @@ class PathNet(nn.Module):
         flat_paths = paths.flatten(0, 1)
         by_link = self._sparse("link", (self.n_links, len(self.od)))
         by_path = self._sparse("path", (len(self.od), self.n_links))
+        routed = torch.cat([mean, peak])[:, self.od]  # both demands routed in one batch [2B, C]
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
             weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
-            congestion = [weights]
-            for d in (mean, peak):
-                congestion += self._congestion(weights * d[:, self.od], by_link, by_path)
+            busiest, average = self._congestion(weights.repeat(2, 1) * routed, by_link, by_path)
+            congestion = [weights, busiest[:batch], average[:batch], busiest[batch:],
+                          average[batch:]]
             update = self._update(flat_paths, torch.stack(congestion, -1).flatten(0, 1))
             logits = logits + update.view(batch, -1)
         return torch.tanh(logits / self.logit_scale)
