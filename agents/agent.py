@@ -176,8 +176,8 @@ class PathNet(nn.Module):
     def _over_paths(self, per_link: torch.Tensor, reduce: str) -> torch.Tensor:
         """[B, L] -> [B, C]: ``reduce`` ("max", "min") of each candidate path's links."""
         lengths = self.path_lengths.expand(per_link.shape[0], -1)
-        return torch.segment_reduce(per_link[:, self.path_members], reduce, lengths=lengths,
-                                    axis=1)
+        links = per_link.index_select(1, self.path_members)  # faster than [:, members] here
+        return torch.segment_reduce(links, reduce, lengths=lengths, axis=1)
 
     def _sparse(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
         members = getattr(self, f"{name}_members")
