@@ -31,6 +31,7 @@ import numpy as np
 from agents.agent import AgentPolicy
 from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent, save_model
+from sim.emulation import new_api_token
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import DEFAULT_FLOWS, MLU_TARGET
@@ -90,7 +91,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
               "flows": config.flows}
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
-    token = _token()
+    token = new_api_token()
     report: dict[str, Any] = {"topology": topology, "traffic": series.source, "model": model,
                               "config": asdict(config), "traffic_scale": scale,
                               "validation_range": [start, stop]}
@@ -152,7 +153,3 @@ def _brief(scores: dict[str, Any]) -> str:
             f", {scores['installed']} of {len(scores['intervals'])} decisions installed")
 
 
-def _token() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(24)

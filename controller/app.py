@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from controller.metrics import Metrics
 from controller.network import NetworkView
 from controller.rest import HttpError, Request, Response, RestApi, require_token
 from sim.decision import Decision
+from sim.emulation import new_api_token
 from topologies.catalog import load_topology
 
 LOG = logging.getLogger("ryute.controller")
@@ -126,7 +126,7 @@ class RyuteApp(app_manager.OSKenApp):
         signal.signal(signal.SIGHUP, lambda *_: hub.spawn(self._reload_model))
         if self.config.rest_port:
             if self.api_token is None and not _is_loopback(self.config.rest_host):
-                self.api_token = secrets.token_urlsafe(24)
+                self.api_token = new_api_token()
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
             server = hub.WSGIServer((self.config.rest_host, self.config.rest_port),
@@ -146,7 +146,7 @@ class RyuteApp(app_manager.OSKenApp):
             LOG.error("--adapt needs a model, a topology and the REST API; not started")
             return
         if self.api_token is None:  # the adapter publishes through the authenticated API
-            self.api_token = secrets.token_urlsafe(24)
+            self.api_token = new_api_token()
             print(f"ryute: REST changes need 'Authorization: Bearer {self.api_token}'",
                   file=sys.stderr, flush=True)
         host = "127.0.0.1" if self.config.rest_host in ("0.0.0.0", "::") else self.config.rest_host

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import signal
 import sys
 import time
@@ -39,7 +38,7 @@ import numpy as np
 
 from agents.baselines import shortest_path_decision
 from sim.decision import Decision
-from sim.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
+from sim.emulation import Reading, api_request, inside_readings, new_api_token, replay, wait_until_ready
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import (
@@ -353,7 +352,7 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
     run_dir = Path(config.run_dir or RUNS_DIR / time.strftime("%Y%m%d-%H%M%S-") .__add__(
         str(os.getpid())))
     run_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
+    token = new_api_token()
     controller_args = ["--mode", "shadow", "--api-token", token,
                        "--decision-log", str(run_dir / "decisions.jsonl")]
     if model_path is not None:

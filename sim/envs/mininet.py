@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import time
 import urllib.error
@@ -42,7 +41,7 @@ import networkx as nx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
+from sim.emulation import PROJECT_DIR, api_request, inside_readings, new_api_token, replay, wait_until_ready
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
 from sim.optimal import optimal_series
@@ -115,7 +114,7 @@ class MininetTEEnv(TEEnv):
         self.run_dir = Path(run_dir) if run_dir else PROJECT_DIR / "runs" / "mininet-env" / (
             time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid()))
         self._steps_done = 0
-        self.token = token or secrets.token_urlsafe(24)
+        self.token = token or new_api_token()
         self._own_testbed = testbed is None
         self.testbed = testbed if testbed is not None else self._start_testbed()
         try:

@@ -40,3 +40,18 @@ def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
         ControllerConfig.load(path)
     assert message in str(error.value)
     assert "bad.toml" in str(error.value)
+
+
+def test_generated_api_tokens_survive_a_command_line():
+    """Tokens go to the controller as ``--api-token TOKEN`` and to the client as ``--token
+    TOKEN``: one starting with "-" was taken for an option (a flaky test, once in 64 runs)."""
+    from controller.cli import build_parser
+    from sim.emulation import new_api_token
+
+    parser = build_parser()
+    tokens = {new_api_token() for _ in range(2000)}
+    assert len(tokens) == 2000
+    for token in tokens:
+        assert len(token) >= 32 and not token.startswith("-")
+        assert parser.parse_args(["controller", "--api-token", token]).api_token == token
+        assert parser.parse_args(["mode", "active", "--token", token]).token == token
