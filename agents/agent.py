@@ -148,6 +148,8 @@ class PathNet(nn.Module):
             self.register_buffer(f"{name}_members",
                                  torch.as_tensor(matrix.indices, dtype=torch.long),
                                  persistent=False)
+        # the incidence's nonzeros, shared by both layouts (not rebuilt at every decision)
+        self.register_buffer("incidence_ones", torch.ones(by_path.nnz), persistent=False)
         lengths = torch.diff(self.path_ptr)
         self.register_buffer("path_lengths", lengths, persistent=False)
         self.register_buffer("hops", lengths.float(), persistent=False)
@@ -184,7 +186,7 @@ class PathNet(nn.Module):
         with warnings.catch_warnings():  # "sparse CSR support is in beta": what we use is not
             warnings.simplefilter("ignore", UserWarning)
             return torch.sparse_csr_tensor(getattr(self, f"{name}_ptr"), members,
-                                           torch.ones(len(members)), shape,
+                                           self.incidence_ones, shape,
                                            check_invariants=False)
 
     def _static_features(self) -> torch.Tensor:
