@@ -10,7 +10,7 @@ lowest sequence of node positions first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,16 +73,38 @@ class ShortestPathPolicy:
                                       self.strict)
 
 
+def last_matrix(history: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The newest matrix with demand: ``lp_last``'s forecast of the next one."""
+    usable = [m for m in history if m.any()]
+    return usable[-1] if usable else None
+
+
+def linear_trend(history: Sequence[np.ndarray], window: int = 12) -> np.ndarray | None:
+    """Per OD pair, the least-squares line through the last ``window`` matrices with demand,
+    extended one interval ahead and clipped at zero: the forecast of FIGRET's Pred-TE
+    (``lp_pred``). With fewer than 3 matrices, the newest one."""
+    usable = [m for m in history if m.any()][-window:]
+    if len(usable) < 3:
+        return usable[-1] if usable else None
+    y = np.stack(usable).reshape(len(usable), -1)
+    t = np.arange(len(usable), dtype=np.float64)
+    slope = ((t - t.mean()) @ (y - y.mean(axis=0))) / ((t - t.mean()) ** 2).sum()
+    ahead = y.mean(axis=0) + slope * (len(usable) - t.mean())
+    return np.maximum(ahead, 0.0).reshape(usable[-1].shape)
+
+
 @dataclass(frozen=True, eq=False)
-class LpLastPolicy:
-    """Prediction-based TE: the LP-optimal split for the previous interval's matrix.
+class LpForecastPolicy:
+    """Prediction-based TE: the LP-optimal split over the candidate paths for a forecast of the
+    next matrix (``lp_last``: the previous matrix; ``lp_pred``: a linear trend per OD pair).
 
     Uses the candidate paths (all live paths of the set for an OD pair whose candidates are all
-    down). OD pairs without demand in that matrix, and every OD pair when there is no history yet or
-    the last matrix is all zero, follow ``fallback``.
+    down). OD pairs without demand in the forecast, and every OD pair when there is no usable
+    history yet, follow ``fallback``.
     """
 
     path_set: PathSet
+    forecast: Callable[[Sequence[np.ndarray]], np.ndarray | None] = last_matrix
     fallback: Policy | None = None
     name: str = "lp_last"
 
@@ -90,8 +112,8 @@ class LpLastPolicy:
         check_path_set(self.path_set, state)
         fallback = self.fallback or ShortestPathPolicy(self.path_set, "invcap", name="invcap")
         base = fallback.decide(state)
-        last = state.last_matrix
-        if last is None or not last.any():
+        predicted = self.forecast(list(state.history))
+        if predicted is None or not predicted.any():
             return base
         ps = self.path_set
         live = ps.live_paths(state.down_links)
@@ -99,7 +121,12 @@ class LpLastPolicy:
         candidates_only = bool((cand_alive > 0).all())
         if not candidates_only:
             log.debug("some OD pair has no live candidate path: using every live path")
-        return path_optimal(ps, last, candidates_only, state.down_links, fill=base)[1]
+        return path_optimal(ps, predicted, candidates_only, state.down_links, fill=base)[1]
+
+
+def LpLastPolicy(path_set: PathSet, fallback: Policy | None = None) -> LpForecastPolicy:  # noqa: N802
+    """``lp_last``: the LP-optimal split of the previous interval's matrix."""
+    return LpForecastPolicy(path_set, last_matrix, fallback, "lp_last")
 
 
 def _sp(path_set: PathSet) -> Policy:
@@ -118,19 +145,24 @@ def _lp_last(path_set: PathSet, fallback: Policy | None = None) -> Policy:
     return LpLastPolicy(path_set, fallback)
 
 
+def _lp_pred(path_set: PathSet, fallback: Policy | None = None) -> Policy:
+    return LpForecastPolicy(path_set, linear_trend, fallback, "lp_pred")
+
+
 #: name -> factory(path_set, **options)
 BASELINES: dict[str, Callable[..., Policy]] = {
     "sp": _sp,
     "invcap": _invcap,
     "ecmp": _ecmp,
     "lp_last": _lp_last,
+    "lp_pred": _lp_pred,
 }
 
 
 def make_policy(name: str, path_set: PathSet, **kw) -> Policy:
     """Build baseline ``name`` (one of :data:`BASELINES`) for ``path_set``.
 
-    Options: ``invcap`` takes ``ecmp_ties``; ``lp_last`` takes ``fallback``.
+    Options: ``invcap`` takes ``ecmp_ties``; ``lp_last`` and ``lp_pred`` take ``fallback``.
     """
     try:
         factory = BASELINES[name]

@@ -109,7 +109,7 @@ def test_lp_last_uses_any_live_path_when_all_candidates_are_down():
 
 
 def test_registry_and_protocol(ps):
-    assert set(BASELINES) == {"sp", "invcap", "ecmp", "lp_last"}
+    assert set(BASELINES) == {"sp", "invcap", "ecmp", "lp_last", "lp_pred"}
     for name in BASELINES:
         policy = make_policy(name, ps)
         assert isinstance(policy, Policy) and policy.name == name
@@ -156,3 +156,27 @@ def test_state_reads_link_state_from_the_graph_and_checks_it(ps):
     g.remove_edge("c", "d")
     with pytest.raises(ValueError, match="edges differ"):
         NetworkState(g, ps)
+
+
+def test_linear_trend_extends_a_linear_series_and_skips_missing_matrices():
+    from agents.baselines import linear_trend
+
+    base, step = np.full((3, 3), 10.0), np.array([[0, 1, -1], [2, 0, 0], [0.5, 0, 0]])
+    history = [base + t * step for t in range(5)]
+    history.insert(2, np.zeros((3, 3)))  # a missing measurement is not a point of the line
+    np.testing.assert_allclose(linear_trend(history), base + 5 * step)
+    falling = [np.full((2, 2), 3.0 - t) for t in range(4)]
+    assert (linear_trend(falling) == 0).all()  # clipped at zero, never negative demand
+    assert linear_trend([base]) is base and linear_trend([]) is None
+
+
+def test_lp_pred_is_the_path_optimum_of_the_trend(ps):
+    rng = np.random.default_rng(7)
+    start, slope = rng.random((6, 6)) * 5 + 1, rng.random((6, 6))
+    history = [start + t * slope for t in range(6)]
+    d = make_policy("lp_pred", ps).decide(state_of(ps, *history))
+    ahead = start + 6 * slope
+    u, _ = path_optimal(ps, ahead)
+    assert mlu(ps, d, ahead) == pytest.approx(u, rel=1e-6)
+    last = make_policy("lp_last", ps).decide(state_of(ps, *history))
+    assert mlu(ps, d, ahead) <= mlu(ps, last, ahead) + 1e-9
