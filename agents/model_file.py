@@ -46,6 +46,8 @@ MEMBERS = ("manifest.json", "metadata.json", "weights.pt")
 #: A model file larger than this is refused before anything is read (the shipped ones are < 3 MB).
 MAX_BYTES = 256 * 2**20
 DEFAULT_DIR = Path(__file__).resolve().parent / "models"
+#: The embedded default for every network without a shipped model (see agents.generalist).
+GENERALIST = DEFAULT_DIR / "generalist.zip"
 
 
 class ModelFileError(ValueError):
@@ -146,17 +148,35 @@ def _sha(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------------- load
-def resolve_model(spec: str | os.PathLike, topology: str = "") -> Path:
-    """The file of ``spec``: a path, or ``"default"`` for the shipped model of ``topology``."""
+def resolve_model(spec: str | os.PathLike, topology: str = "",
+                  path_set: PathSet | None = None) -> Path:
+    """The file of ``spec``: a path, or ``"default"`` (see :func:`resolve_default`)."""
     if str(spec) != "default":
         return Path(spec)
+    return resolve_default(topology, path_set)[0]
+
+
+def resolve_default(topology: str = "", path_set: PathSet | None = None) -> tuple[Path, str]:
+    """``(file, why)`` of ``--model default``: the shipped model of ``topology``
+    (``agents/models/NAME.zip``) when there is one and (given ``path_set``) it was trained for
+    that very network and path set; else the generalist (:data:`GENERALIST`), trained on many
+    networks, none of them this one."""
     name = Path(topology).stem if topology else ""
-    path = DEFAULT_DIR / f"{name}.zip"
-    if not name or not path.is_file():
+    own = DEFAULT_DIR / f"{name}.zip"
+    why = f"no shipped model for topology {name or '(unnamed)'!r}"
+    if name and own.is_file() and name != GENERALIST.stem:
+        if path_set is None:
+            return own, f"the shipped model of {name}"
+        try:
+            check_topology(read_model(own)[0], path_set, f"shipped model {own.name}", name)
+            return own, f"the shipped model of {name}"
+        except ModelFileError as mismatch:
+            why = str(mismatch)
+    if not GENERALIST.is_file():
         shipped = sorted(p.stem for p in DEFAULT_DIR.glob("*.zip"))
-        raise ModelFileError(f"no default model for topology {topology!r}; shipped defaults: "
+        raise ModelFileError(f"{why}, and no generalist model {GENERALIST}; shipped: "
                              f"{', '.join(shipped) or 'none'}")
-    return path
+    return GENERALIST, f"the generalist ({why})"
 
 
 def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -259,21 +279,35 @@ def load_agent(
     # Decisions are small: one torch thread (RYUTE_TORCH_THREADS), else on a busy machine its
     # threads wait for each other (a 3.6 ms Abilene decision took 230 ms with two).
     set_torch_threads()
-    path = resolve_model(spec, topology)
+    resolved = ""
+    if str(spec) == "default":
+        path, resolved = resolve_default(topology, path_set)
+        log.info("model default: %s (%s)", path.name, resolved)
+    else:
+        path = Path(spec)
     metadata, state = read_model(path)
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: metadata format {metadata.get('format')!r}")
+    generalist = isinstance(metadata.get("generalist"), dict)
+    if generalist and metadata.get("network", {}).get("class") != "PathNet":
+        raise ModelFileError(f"{path}: a generalist model must be a PathNet")
     try:
         check_topology(metadata, path_set, f"model {path}",
                        Path(topology).stem if topology else "")
     except ModelFileError as refusal:
-        if not transfer or metadata.get("network", {}).get("class") != "PathNet":
+        if not (transfer or generalist) or metadata.get("network", {}).get("class") != "PathNet":
             raise
-        log.info("%s: transferred to this topology (%s)", path, refusal)
+        if not generalist:
+            log.info("%s: transferred to this topology (%s)", path, refusal)
         state = {k: v for k, v in state.items() if k not in ("index", "mean", "std")}
         # Observation statistics describe the training topology's traffic: no drift reference.
         metadata = {**metadata, "transferred_from": metadata.get("topology", {}).get("name"),
                     "observation": {}}
+    if generalist:
+        # It reads traffic shares only: its encoding's scale says nothing about this network.
+        metadata = {**metadata, "scale_free": True}
+    if resolved:
+        metadata = {**metadata, "resolved": f"default: {path.name}, {resolved}"}
     try:
         e, n = metadata["encoding"], metadata["network"]
         encoding = Encoding(path_set, float(e["scale_reference"]), int(e["history"]),

@@ -269,7 +269,8 @@ class Trainer:
         losses = []
         for i in range(0, len(order), self.config.batch_size):
             batch = self.train_set.subset(order[i:i + self.config.batch_size])
-            obs, demand, optimum = self._augmented(batch, gen)
+            obs, demand, optimum = augment_batch(self.encoding, batch, self.config.augment,
+                                                 self.config.bursts, gen)
             ratio = self.loss.mlu(decode_torch(self.encoding, self.net(obs), live), demand) / optimum
             loss = ratio.mean()
             self.optimizer.zero_grad()
@@ -279,29 +280,6 @@ class Trainer:
         self.epoch += 1
         self.net.eval()
         return float(np.mean(losses))
-
-    def _augmented(self, batch: Samples, gen: torch.Generator):
-        obs = torch.as_tensor(batch.observations).clone()
-        demand = torch.as_tensor(batch.demands).clone()
-        optimum = torch.as_tensor(batch.optima).clone()
-        sigma = self.config.augment
-        if sigma <= 0 and self.config.bursts <= 0:
-            return obs, demand, optimum
-        part = self.encoding.layout["shares"]
-        shares = obs[:, part].reshape(len(obs), self.encoding.history, -1)
-        factor = torch.exp(sigma * torch.randn(len(obs), 1, shares.shape[-1], generator=gen))
-        shares = shares * factor
-        obs[:, part] = (shares / shares.sum(-1, keepdim=True)).reshape(len(obs), -1)
-        new = demand * factor[:, 0]
-        if self.config.bursts > 0:
-            # A burst: one OD pair of the scored matrix, unseen in the history, x2..x5.
-            hit = torch.rand(len(obs), generator=gen) < self.config.bursts
-            od = torch.randint(0, new.shape[-1], (len(obs),), generator=gen)
-            boost = 2.0 + 3.0 * torch.rand(len(obs), generator=gen)
-            rows = torch.arange(len(obs))
-            new[rows[hit], od[hit]] *= boost[hit]
-        optimum = optimum * new.sum(-1) / demand.sum(-1)
-        return obs, new, optimum
 
     # ------------------------------------------------------------------ scores
     def ratios(self, samples: Samples) -> np.ndarray:
@@ -460,6 +438,33 @@ class Trainer:
             "validation": self.stage_scores,
             "history": self.history,
         }
+
+
+def augment_batch(encoding: Encoding, batch: Samples, sigma: float, bursts: float,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(observations, demands, optima)`` of ``batch`` as tensors, augmented (see the module
+    docstring): every OD pair times a log-normal factor of spread ``sigma``, and with
+    probability ``bursts`` one OD pair of the scored matrix x2..5."""
+    obs = torch.as_tensor(batch.observations).clone()
+    demand = torch.as_tensor(batch.demands).clone()
+    optimum = torch.as_tensor(batch.optima).clone()
+    if sigma <= 0 and bursts <= 0:
+        return obs, demand, optimum
+    part = encoding.layout["shares"]
+    shares = obs[:, part].reshape(len(obs), encoding.history, -1)
+    factor = torch.exp(sigma * torch.randn(len(obs), 1, shares.shape[-1], generator=gen))
+    shares = shares * factor
+    obs[:, part] = (shares / shares.sum(-1, keepdim=True)).reshape(len(obs), -1)
+    new = demand * factor[:, 0]
+    if bursts > 0:
+        # A burst: one OD pair of the scored matrix, unseen in the history, x2..x5.
+        hit = torch.rand(len(obs), generator=gen) < bursts
+        od = torch.randint(0, new.shape[-1], (len(obs),), generator=gen)
+        boost = 2.0 + 3.0 * torch.rand(len(obs), generator=gen)
+        rows = torch.arange(len(obs))
+        new[rows[hit], od[hit]] *= boost[hit]
+    optimum = optimum * new.sum(-1) / demand.sum(-1)
+    return obs, new, optimum
 
 
 def _summary(r: np.ndarray) -> dict[str, float]:

@@ -17,8 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the last part is held out. --env mininet: validate a trained model (--init) "
                     "on Open vSwitch in Mininet, measured MLU per interval, and with "
                     "--timesteps fine-tune it there with PPO (needs root).")
-    p.add_argument("--topology", required=True, help="catalog name or topology file")
-    p.add_argument("--traffic", required=True, help="a .tm.npz series, or 'synthetic'")
+    p.add_argument("--topology", help="catalog name or topology file (required but with "
+                                      "--generalist)")
+    p.add_argument("--traffic", help="a .tm.npz series, or 'synthetic' (required but with "
+                                     "--generalist)")
+    p.add_argument("--generalist", action="store_true",
+                   help="train the generalist over the zoo topologies of the shared data (the "
+                        "shipped agents/models/generalist.zip recipe: agents.generalist); "
+                        "--config takes GeneralistConfig fields")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
     p.add_argument("--env", choices=("fluid", "mininet"), default="fluid",
                    help="where the agent learns (default fluid)")
@@ -47,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     values = json.loads(args.config.read_text()) if args.config else {}
+    if args.generalist:
+        return _run_generalist(args, values)
+    for option in ("topology", "traffic"):
+        if getattr(args, option) is None:
+            raise ValueError(f"--{option} is required (but with --generalist)")
     if args.env == "mininet":
         return _run_mininet(args, values)
     for key in ("timesteps", "epochs", "seed", "validation", "test"):
@@ -62,6 +73,23 @@ def _run(args: argparse.Namespace) -> int:
     final = scores.get("ppo", scores["direct"])
     print(f"wrote {args.out}: validation ratio mean {final['mean']:.3f} p90 {final['p90']:.3f} "
           f"p99 {final['p99']:.3f} in {meta['training']['seconds']:.0f} s")
+    return 0
+
+
+def _run_generalist(args: argparse.Namespace, values: dict) -> int:
+    for option in ("topology", "traffic", "timesteps", "validation", "test", "resume"):
+        if getattr(args, option) not in (None, False):
+            raise ValueError(f"--{option} is not an option of --generalist")
+    for key in ("epochs", "seed"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    from agents.generalist import GeneralistConfig, GeneralistTrainer
+
+    trainer = GeneralistTrainer(GeneralistConfig.from_dict(values))
+    trainer.fit()
+    trainer.save(args.out)
+    print(f"wrote {args.out}: {len(trainer.train_names)} training topologies, validation "
+          f"objective {trainer.scores['objective']:.4f} in {trainer.seconds:.0f} s")
     return 0
 
 

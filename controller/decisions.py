@@ -186,7 +186,10 @@ def _finite(value: float | None) -> float | None:
 
 
 def training_demand(agent: Policy) -> float | None:
-    """The mean total demand of the agent's training data (its input scale), if it says."""
+    """The mean total demand of the agent's training data (its input scale), if it says; None
+    for a scale-free model (the generalist), whose input is the traffic mix only."""
+    if getattr(agent, "metadata", {}).get("scale_free"):
+        return None
     encoding = getattr(agent, "encoding", None)
     return getattr(encoding, "scale_reference", None)
 

@@ -1,0 +1,363 @@
+"""The generalist: one :class:`~agents.agent.PathNet` trained on many topologies, the embedded
+default (``--model default``) for every network that has no shipped model of its own.
+
+PathNet's weights do not depend on the topology (one small network shared by every candidate
+path), so one set of weights can be trained on many networks at once: every training topology
+gets its own PathNet *shell* (path-set buffers) around the same ``start`` and ``update``
+modules, and every minibatch comes from one topology. The loss is the direct-gradient loss of
+:mod:`agents.train` (MLU / optimal MLU of the next matrix, with the same augmentation).
+
+Topologies come from the Internet Topology Zoo set of the shared data (Repetita capacities).
+They are split by *family* (``Garr199901`` and ``Garr201201`` are one network at two dates):
+
+- :data:`HELD_OUT`: never trained on, never chosen on; only :mod:`benchmarks.generalize` reads
+  them, to report how the shipped model does on networks it never saw.
+- :data:`VALIDATION`: chooses the epoch (checkpoint selection), never trained on.
+- the rest (up to :attr:`GeneralistConfig.max_nodes` nodes) trains.
+
+The split rule (families sorted by their largest member's size, then name; every 4th family from
+the third held out, every 10th from the eighth for validation) is written out below so that
+it cannot move when the data folder changes.
+
+Traffic per training topology (all from the project's generator or the topology's own facts,
+never an evaluation series): gravity series with a diurnal cycle and bursts
+(:func:`topologies.traffic.synthetic_traffic`), *drifting* series whose traffic mix moves from
+one gravity model to another over the series (:func:`drifting_traffic`), and capacity variants
+(uniform capacities, as many published topologies have; capacities perturbed per link), some
+with one link down (both directions).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from agents.agent import AgentPolicy, FluidLoss, PathNet, decode_torch
+from agents.data import Samples, build_samples, decision_times
+from agents.model_file import save_model
+from agents.train import augment_batch, scale_reference
+from sim.envs.encoding import DEFAULT_LOGIT_SCALE, Encoding
+from sim.paths import Link, PathSet
+from topologies.traffic import TrafficSeries, shared_data_dir, synthetic_traffic
+
+log = logging.getLogger(__name__)
+
+#: Zoo topologies no training run reads, nor chooses on (66, of 6 to 153 nodes).
+HELD_OUT = (
+    'Epoch', 'Telecomserbia', 'Netrail', 'HiberniaIreland', 'Ai3', 'Singaren', 'HiberniaCanada',
+    'Uninet', 'Claranet', 'Airtel', 'Peer1', 'Nextgen', 'Highwinds', 'Sago', 'Noel', 'BtAsiaPac',
+    'Oxford', 'Bandcon', 'Azrena', 'Belnet2007', 'Belnet2008', 'Belnet2009', 'Belnet2010',
+    'Belnet2003', 'Belnet2004', 'Belnet2005', 'Belnet2006', 'BtEurope', 'VisionNet', 'AttMpls',
+    'Funet', 'Darkstrand', 'Biznet', 'DeutscheTelekom', 'Digex', 'GtsCzechRepublic', 'GtsPoland',
+    'GtsSlovakia', 'Cwix', 'Evolink', 'Reuna', 'Geant2001', 'Geant2009', 'Geant2010', 'Geant2012',
+    'Roedunet', 'Sanet', 'Ntelos', 'Surfnet', 'Cesnet1993', 'Cesnet1997', 'Cesnet1999',
+    'Cesnet2001', 'Cesnet200304', 'Cesnet200511', 'Cesnet200603', 'Cesnet200706', 'Cesnet201006',
+    'Dfn', 'AsnetAm', 'Esnet', 'Tw', 'Syringa', 'RedBestel', 'Pern', 'Colt',
+)
+#: Zoo topologies that choose the checkpoint (19, of 7 to 138 nodes); never trained on.
+VALIDATION = (
+    'Basnet', 'Nsfcnet', 'Kreonet', 'Spiralight', 'Ans', 'Internetmci', 'Quest', 'Aconet', 'Xeex',
+    'Integra', 'Ernet', 'CrlNetworkServices', 'Niif', 'Intranetwork', 'Carnet', 'Iris',
+    'Internode', 'Switch', 'DialtelecomCz',
+)
+
+
+def zoo_dir() -> Path:
+    return shared_data_dir() / "topologies" / "zoo"
+
+
+def zoo_topology(name: str) -> nx.DiGraph:
+    """The zoo topology ``name`` of the shared data, else the catalog's ``name`` (e.g.
+    ``ring:n=5``, for tests without the shared data)."""
+    from topologies.catalog import load_topology
+
+    path = zoo_dir() / f"{name}.json"
+    return load_topology(path if path.is_file() else name)
+
+
+def training_topologies(max_nodes: int) -> list[str]:
+    """Zoo topologies outside :data:`HELD_OUT` and :data:`VALIDATION` with at most ``max_nodes``
+    nodes that load and are strongly connected, smallest first (name order among equals)."""
+    from topologies.loaders import TopologyError
+
+    excluded = set(HELD_OUT) | set(VALIDATION)
+    found = []
+    for path in sorted(zoo_dir().glob("*.json")):
+        if path.stem in excluded:
+            continue
+        try:
+            graph = zoo_topology(path.stem)
+        except TopologyError as error:
+            log.info("skipping %s: %s", path.stem, error)
+            continue
+        if graph.number_of_nodes() <= max_nodes and nx.is_strongly_connected(graph):
+            found.append((graph.number_of_nodes(), path.stem))
+    return [name for _, name in sorted(found)]
+
+
+# ---------------------------------------------------------------------- traffic and variants
+def drifting_traffic(graph: nx.DiGraph, steps: int, seed: int) -> TrafficSeries:
+    """A series whose traffic mix drifts: the gravity series of seed ``seed`` blends, over the
+    series, into the one of seed ``seed + 1`` (same diurnal cycle, different node weights)."""
+    a = synthetic_traffic(graph, steps=steps, seed=seed)
+    b = synthetic_traffic(graph, steps=steps, seed=seed + 1)
+    ramp = np.linspace(0.0, 1.0, steps)[:, None, None]
+    return TrafficSeries((1 - ramp) * a.tm + ramp * b.tm * a.tm.sum() / b.tm.sum(), a.nodes,
+                         a.times, a.interval_s, f"drifting(seed={seed})")
+
+
+def capacity_variant(graph: nx.DiGraph, kind: str, rng: np.random.Generator) -> nx.DiGraph:
+    """``graph`` as it is (``"as-is"``), with every link at the median capacity (``"uniform"``),
+    or with each physical link's capacity times a log-uniform factor in [1/4, 4] (``"perturbed"``).
+    Both directions of a link keep one capacity."""
+    if kind == "as-is":
+        return graph
+    out = graph.copy()
+    median = float(np.median([c for _, _, c in graph.edges(data="capacity_mbps")]))
+    for u, v in sorted(graph.edges, key=str):
+        if kind == "uniform":
+            out.edges[u, v]["capacity_mbps"] = median
+        elif kind == "perturbed" and str(u) < str(v):
+            factor = float(np.exp(rng.uniform(np.log(0.25), np.log(4.0))))
+            for a, b in ((u, v), (v, u)):
+                if out.has_edge(a, b):
+                    out.edges[a, b]["capacity_mbps"] = graph.edges[a, b]["capacity_mbps"] * factor
+        elif kind not in ("uniform", "perturbed"):
+            raise ValueError(f"unknown capacity variant {kind!r}")
+    return out
+
+
+def failure_link(path_set: PathSet, rng: np.random.Generator) -> tuple[Link, ...]:
+    """One physical link (both directions) whose loss leaves every OD pair a live candidate, or
+    ``()`` when there is none."""
+    links = [e for e in path_set.edges if str(e[0]) < str(e[1])]
+    for i in rng.permutation(len(links)):
+        u, v = links[int(i)]
+        down = tuple(e for e in ((u, v), (v, u)) if e in set(path_set.edges))
+        live = path_set.live_paths(down) & path_set.candidate
+        if (np.add.reduceat(live.astype(np.int64), path_set.od_ptr[:-1]) > 0).all():
+            return down
+    return ()
+
+
+# ---------------------------------------------------------------------- training tasks
+@dataclass
+class GeneralistConfig:
+    """Everything that defines a generalist training run (stored in the model file)."""
+
+    max_nodes: int = 40  # largest training topology (decision and LP cost grow with it)
+    max_topologies: int = 0  # 0: every training topology; else the first N (smallest)
+    validation_max_nodes: int = 75
+    steps: int = 36  # intervals per series (the first ``history`` only feed observations)
+    variants: tuple[str, ...] = ("as-is", "uniform", "perturbed")  # one series each, see above
+    drifting: bool = True  # the "perturbed" variant's series drifts (else gravity for all)
+    failures: float = 0.34  # share of topologies whose "as-is" series has one link down
+    history: int = 12
+    paths_k: int = 4
+    path_method: str = "hops"
+    logit_scale: float = DEFAULT_LOGIT_SCALE
+    hidden: int = 64
+    rounds: int = 4
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    augment: float = 0.6
+    bursts: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GeneralistConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown generalist option(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        if "variants" in values:
+            values = {**values, "variants": tuple(str(v) for v in values["variants"])}
+        return cls(**values)
+
+
+@dataclass(eq=False)
+class Task:
+    """One topology variant's samples, encoding and PathNet shell (weights shared)."""
+
+    name: str
+    encoding: Encoding
+    net: PathNet
+    samples: Samples
+    down: tuple[Link, ...] = ()
+    loss: FluidLoss = field(init=False)
+    live: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loss = FluidLoss(self.encoding)
+        self.live = torch.as_tensor(self.encoding.live_candidates(self.down))
+
+    def ratios(self, observations: torch.Tensor, demands: torch.Tensor,
+               optima: torch.Tensor) -> torch.Tensor:
+        weights = decode_torch(self.encoding, self.net(observations), self.live)
+        return self.loss.mlu(weights, demands) / optima
+
+
+def _task(name: str, graph: nx.DiGraph, series: TrafficSeries, config: GeneralistConfig,
+          shared: PathNet | None, down_rng: np.random.Generator | None,
+          cache_dir: Path | None) -> Task:
+    path_set = PathSet.from_graph(graph, k=config.paths_k, method=config.path_method)
+    totals = series.tm.reshape(len(series), -1).sum(axis=1)
+    encoding = Encoding(path_set, scale_reference(totals[totals > 0]), config.history,
+                        config.logit_scale)
+    net = PathNet(encoding, config.hidden, config.rounds)
+    if shared is not None:  # one set of weights for every topology
+        net.start, net.update = shared.start, shared.update
+    down = failure_link(path_set, down_rng) if down_rng is not None else ()
+    times = decision_times(encoding, series, 0, len(series))
+    samples = build_samples(encoding, graph, series, times, cache_dir)
+    if down:
+        from sim.optimal import optimal_series
+
+        link_up = encoding.layout["link_up"]
+        mask = path_set.link_mask(down)
+        obs = samples.observations.copy()
+        obs[:, link_up] = (~mask).astype(np.float32)
+        optima = optimal_series(graph, series.tm[times], down_links=down, cache_dir=cache_dir)
+        samples = Samples(samples.times, obs, samples.demands, optima.astype(np.float32))
+    return Task(name, encoding, net, samples, down)
+
+
+def build_tasks(names: list[str], config: GeneralistConfig, seed: int,
+                cache_dir: Path | None = None, shared: PathNet | None = None,
+                failures: bool = True) -> list[Task]:
+    """Every (topology, variant) task of ``names``; the first task's net is the shared one when
+    ``shared`` is None."""
+    tasks: list[Task] = []
+    for i, name in enumerate(names):
+        rng = np.random.default_rng([seed, i])
+        base = zoo_topology(name)
+        for j, kind in enumerate(config.variants):
+            graph = capacity_variant(base, kind, rng)
+            series_seed = 10_000 * (seed + 1) + 10 * i + j
+            series = (drifting_traffic(graph, config.steps, series_seed)
+                      if kind == "perturbed" and config.drifting
+                      else synthetic_traffic(graph, steps=config.steps, seed=series_seed))
+            fail = failures and kind == "as-is" and rng.random() < config.failures
+            task = _task(f"{name}/{kind}" + ("/link-down" if fail else ""), graph, series,
+                         config, shared, rng if fail else None, cache_dir)
+            shared = shared or task.net
+            tasks.append(task)
+    return tasks
+
+
+# ---------------------------------------------------------------------- the trainer
+class GeneralistTrainer:
+    """Direct-gradient training of one PathNet over many topologies (see the module docstring)."""
+
+    def __init__(self, config: GeneralistConfig | None = None, cache_dir: Path | None = None,
+                 train_names: list[str] | None = None,
+                 validation_names: list[str] | None = None) -> None:
+        self.config = c = config or GeneralistConfig()
+        torch.manual_seed(c.seed)
+        names = train_names if train_names is not None else training_topologies(c.max_nodes)
+        self.train_names = names[: c.max_topologies] if c.max_topologies else names
+        if validation_names is None:
+            validation_names = [n for n in VALIDATION
+                                if zoo_topology(n).number_of_nodes() <= c.validation_max_nodes]
+        self.validation_names = validation_names
+        started = time.perf_counter()
+        self.tasks = build_tasks(self.train_names, c, c.seed, cache_dir)
+        self.shared = self.tasks[0].net
+        validation_config = GeneralistConfig(**{**asdict(c), "variants": ("as-is", "perturbed")})
+        self.validation = build_tasks(self.validation_names, validation_config, c.seed + 1,
+                                      cache_dir, self.shared, failures=False)
+        log.info("generalist: %d training tasks (%d topologies), %d validation tasks, %d "
+                 "samples, built in %.0f s", len(self.tasks), len(self.train_names),
+                 len(self.validation), sum(len(t.samples) for t in self.tasks),
+                 time.perf_counter() - started)
+        self.parameters = list(self.shared.parameters())
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=c.lr)
+        self.rng = np.random.default_rng(c.seed)
+        self.history: list[dict[str, Any]] = []
+        self.best: tuple[float, dict[str, torch.Tensor]] | None = None
+        self.epoch = 0
+
+    def train_epoch(self) -> float:
+        """Every training sample once, in minibatches of one task each, in random order."""
+        c = self.config
+        batches = [(t, order[i:i + c.batch_size]) for t, task in enumerate(self.tasks)
+                   for order in [self.rng.permutation(len(task.samples))]
+                   for i in range(0, len(order), c.batch_size)]
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
+        losses = []
+        for b in self.rng.permutation(len(batches)):
+            t, index = batches[int(b)]
+            task = self.tasks[t]
+            obs, demand, optimum = augment_batch(task.encoding, task.samples.subset(index),
+                                                 c.augment, c.bursts, gen)
+            loss = task.ratios(obs, demand, optimum).mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.item())
+        self.epoch += 1
+        return float(np.mean(losses))
+
+    def validate(self) -> dict[str, Any]:
+        """Per validation task, mean / p90 / p99 of the ratio; ``objective`` averages
+        (mean + p90 + p99) / 3 over the tasks."""
+        per_task = {}
+        with torch.no_grad():
+            for task in self.validation:
+                s = task.samples
+                r = task.ratios(torch.as_tensor(s.observations), torch.as_tensor(s.demands),
+                                torch.as_tensor(s.optima)).numpy()
+                per_task[task.name] = {"mean": float(r.mean()),
+                                       "p90": float(np.percentile(r, 90)),
+                                       "p99": float(np.percentile(r, 99))}
+        objective = float(np.mean([(v["mean"] + v["p90"] + v["p99"]) / 3
+                                   for v in per_task.values()]))
+        return {"objective": objective, "tasks": per_task}
+
+    def fit(self, progress: bool = False) -> AgentPolicy:
+        started = time.perf_counter()
+        while self.epoch < self.config.epochs:
+            loss = self.train_epoch()
+            scores = self.validate()
+            if self.best is None or scores["objective"] < self.best[0]:
+                self.best = (scores["objective"],
+                             {k: v.clone() for k, v in self.shared.state_dict().items()})
+            self.history.append({"epoch": self.epoch, "loss": loss,
+                                 "validation": scores["objective"]})
+            log.info("generalist epoch %d: loss %.4f, validation %.4f (%.0f s)", self.epoch,
+                     loss, scores["objective"], time.perf_counter() - started)
+        assert self.best is not None
+        self.shared.load_state_dict(self.best[1])
+        self.scores = self.validate()
+        self.seconds = time.perf_counter() - started
+        return AgentPolicy(self.shared, self.tasks[0].encoding)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "topology": {"name": "generalist"},
+            "generalist": {"train": self.train_names, "validation": self.validation_names,
+                           "held_out": list(HELD_OUT),
+                           "tasks": [t.name for t in self.tasks]},
+            "training": {"traffic": "synthetic gravity and drifting series (project generator)",
+                         "samples": sum(len(t.samples) for t in self.tasks),
+                         "epochs": self.epoch, "seconds": round(getattr(self, "seconds", 0.0))},
+            "config": asdict(self.config),
+            "validation": {"objective": self.scores["objective"]},
+            "validation_tasks": self.scores["tasks"],
+            "history": self.history,
+            # scale-free: the network reads traffic shares only, never the total demand
+            "observation": {},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        agent = AgentPolicy(self.shared, self.tasks[0].encoding)
+        return save_model(path, agent, self.metadata(), weights_dtype="float32")
