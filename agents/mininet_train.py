@@ -31,7 +31,7 @@ import numpy as np
 from agents.agent import AgentPolicy
 from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent, save_model
-from sim.emulation import new_api_token
+from controller.auth import new_api_token
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import DEFAULT_FLOWS, MLU_TARGET

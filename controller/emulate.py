@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import shortest_path_decision
+from controller.auth import new_api_token
 from sim.decision import Decision
-from sim.emulation import Reading, api_request, inside_readings, new_api_token, replay, wait_until_ready
+from sim.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.replay import (

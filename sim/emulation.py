@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import secrets
 import sys
 import time
 import urllib.request
@@ -35,13 +34,6 @@ STARTUP_S = 2.0
 """Time given to the replay agents to start before the first segment."""
 LINGER_S = 2.0
 """Monitoring goes on this long after the last segment (the receivers' last packets)."""
-
-
-def new_api_token() -> str:
-    """A random bearer token for the controller's REST API. Hex, so it never starts with "-":
-    it follows ``--api-token`` or ``--token`` on a command line (a URL-safe token starting with
-    "-" was taken by argparse for an option, once in 64 runs)."""
-    return secrets.token_hex(24)
 
 
 def api_request(url: str, method: str = "GET", body: dict | None = None,

@@ -41,7 +41,8 @@ import networkx as nx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.emulation import PROJECT_DIR, api_request, inside_readings, new_api_token, replay, wait_until_ready
+from controller.auth import new_api_token
+from sim.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
 from sim.optimal import optimal_series
