@@ -1,5 +1,5 @@
 """``ryute train``: the command line of :mod:`agents.train` (fluid simulation) and
-:mod:`agents.mininet_train` (``--env mininet``), kept apart so that the ``ryute`` command
+:mod:`lab.mininet_train` (``--env mininet``), kept apart so that the ``ryute`` command
 starts without importing torch."""
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_mininet(args: argparse.Namespace, values: dict) -> int:
     from dataclasses import fields
 
-    from agents.mininet_train import MininetTrainConfig, train_in_mininet
+    from lab.mininet_train import MininetTrainConfig, train_in_mininet
 
     for option in ("epochs", "test", "resume"):
         if getattr(args, option) not in (None, False):

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from agents import evaluate, train_cli
-from controller import client, demo, emulate, launcher, logs
+from controller import client, launcher, logs
 from controller.cli_errors import CliError
+from lab import demo, emulate
 from topologies import cli as topology_cli
 
 AREAS = [topology_cli, evaluate, train_cli, launcher, client, emulate, demo]
