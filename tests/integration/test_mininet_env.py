@@ -14,7 +14,7 @@ from gymnasium.utils.passive_env_checker import env_reset_passive_checker, env_s
 
 from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent
-from controller.cli import main as ryute
+from lab.cli import main as ryute
 from lab.mininet_env import MininetTEEnv
 from lab.testbed import PROJECT_DIR, ovs_bridges
 from sim.env import TEEnv

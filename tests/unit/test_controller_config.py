@@ -46,7 +46,7 @@ def test_generated_api_tokens_survive_a_command_line():
     """Tokens go to the controller as ``--api-token TOKEN`` and to the client as ``--token
     TOKEN``: one starting with "-" was taken for an option (a flaky test, once in 64 runs)."""
     from controller.auth import new_api_token
-    from controller.cli import build_parser
+    from lab.cli import build_parser
 
     parser = build_parser()
     tokens = {new_api_token() for _ in range(2000)}

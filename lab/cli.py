@@ -3,6 +3,8 @@
 Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
 ``func`` (taking the parsed arguments, returning an exit code) on each of them. Heavy
 imports (os-ken, torch) happen inside those functions, so ``ryute --help`` stays fast.
+The command dispatches to every layer (topologies, agents, controller, lab), so it lives in the
+top one: no layer below imports it, each only registers its own subcommands.
 """
 from __future__ import annotations
 
