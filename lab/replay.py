@@ -48,7 +48,7 @@ from typing import Any
 UDP_IP_ETH_OVERHEAD = 8 + 20 + 14
 """UDP + IPv4 + Ethernet headers (no FCS: Open vSwitch counts frames without it)."""
 MPLS_OVERHEAD = 4
-"""The label an inter-switch frame carries (DESIGN.md, tunnels)."""
+"""The label an inter-switch frame carries (ARCHITECTURE.md, "Forwarding")."""
 WIRE_OVERHEAD = UDP_IP_ETH_OVERHEAD + MPLS_OVERHEAD
 """Bytes an inter-switch port counts beyond the UDP payload."""
 DEFAULT_PAYLOAD = 1472

@@ -21,7 +21,7 @@ from sim.decision import Decision
 from sim.paths import PathSet
 from topologies.catalog import load_topology
 
-LABEL_OFFSET = 16  # DESIGN.md: MPLS label = path id + 16 (labels 0-15 are reserved)
+LABEL_OFFSET = 16  # ARCHITECTURE.md: MPLS label = path id + 16 (labels 0-15 are reserved)
 WEIGHT_SCALE = 1000  # bucket weight = round(decision weight * 1000)
 
 Bucket = tuple[int, int, int]  # (MPLS label, weight, output port)
