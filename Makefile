@@ -31,7 +31,7 @@ demo: setup
 	$(VENV)/bin/ryute demo
 
 lint: venv
-	$(VENV)/bin/ruff check controller agents sim topologies tests benchmarks
+	$(VENV)/bin/ruff check controller agents sim topologies lab tests benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

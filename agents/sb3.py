@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import gymnasium as gym
+import networkx as nx
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -23,9 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from agents.agent import PathNet, SplitNet
-
-if TYPE_CHECKING:
-    from agents.train import Trainer
+from topologies.traffic import TrafficSeries
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +74,24 @@ class _Progress(BaseCallback):
             self.bar.close()
 
 
-def ppo_finetune(trainer: Trainer, timesteps: int, log_dir: Path | None = None,
+def ppo_finetune(net: SplitNet | PathNet, graph: nx.DiGraph, series: TrafficSeries, timesteps: int, *,
+                 interval_range: tuple[int, int], history: int, paths_k: int, path_method: str,
+                 scale_reference: float, logit_scale: float, cache_dir: Path | None, lr: float,
+                 log_std: float, seed: int, log_dir: Path | None = None,
                  progress: bool = False) -> None:
-    """Fine-tune ``trainer.net`` in place with PPO on the trainer's training range."""
+    """Fine-tune ``net`` in place with PPO in the fluid environment of ``graph`` and ``series``,
+    on the intervals ``interval_range`` (the training range; the environment's encoding must be
+    the network's: ``history``, ``paths_k``, ``path_method``, ``scale_reference``,
+    ``logit_scale``)."""
     from sim.env import TEEnv
 
-    c = trainer.config
-
     def make_env() -> TEEnv:
-        return TEEnv(trainer.graph, trainer.series, history=c.history, paths_k=c.paths_k,
-                     path_method=c.path_method, episode_length=64,
-                     interval_range=trainer.split.train,
-                     scale_reference=trainer.encoding.scale_reference,
-                     logit_scale=c.logit_scale, cache_dir=trainer.cache_dir)
+        return TEEnv(graph, series, history=history, paths_k=paths_k, path_method=path_method,
+                     episode_length=64, interval_range=interval_range,
+                     scale_reference=scale_reference, logit_scale=logit_scale, cache_dir=cache_dir)
 
-    ppo_in_env(trainer.net, make_env, timesteps, lr=c.ppo_lr, log_std=c.ppo_log_std, seed=c.seed,
-               log_dir=log_dir, progress=progress)
+    ppo_in_env(net, make_env, timesteps, lr=lr, log_std=log_std, seed=seed, log_dir=log_dir,
+               progress=progress)
 
 
 def ppo_in_env(net: SplitNet | PathNet, make_env: Callable[[], gym.Env], timesteps: int, *, lr: float,

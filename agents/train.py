@@ -44,7 +44,6 @@ objective by less than 1e-3 (checked and recorded as ``weights_check``); else fl
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -388,7 +387,11 @@ class Trainer:
             from agents.sb3 import ppo_finetune
 
             before = {k: v.clone() for k, v in self.net.state_dict().items()}
-            ppo_finetune(self, c.timesteps, log_dir, progress)
+            ppo_finetune(self.net, self.graph, self.series, c.timesteps,
+                         interval_range=self.split.train, history=c.history, paths_k=c.paths_k,
+                         path_method=c.path_method, scale_reference=self.encoding.scale_reference,
+                         logit_scale=c.logit_scale, cache_dir=self.cache_dir, lr=c.ppo_lr,
+                         log_std=c.ppo_log_std, seed=c.seed, log_dir=log_dir, progress=progress)
             after = self.validate()
             self.stage_scores["ppo"] = after
             writer.add("ppo", c.timesteps, after)
@@ -574,18 +577,3 @@ def train(
     log.info("model written to %s (validation %s, %.0f s)", out, trainer.stage_scores,
              trainer.seconds)
     return agent, metadata
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m agents.train ...``: the same as ``ryute train ...``."""
-    from agents.train_cli import register
-
-    parser = argparse.ArgumentParser(prog="python -m agents.train")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

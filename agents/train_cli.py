@@ -1,22 +1,35 @@
-"""``ryute train``: the command line of :mod:`agents.train` (fluid simulation) and
-:mod:`agents.mininet_train` (``--env mininet``), kept apart so that the ``ryute`` command
-starts without importing torch."""
+"""``ryute train``: the command line of :mod:`agents.train` (fluid simulation), kept apart so
+that the ``ryute`` command starts without importing torch. The one entry point of training:
+other environments (the lab's Mininet, ``--env mininet``) plug in as a :class:`TrainEnv`, given
+by the layer that owns them, so that agents/ imports nothing above it."""
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ryute train`` to the command line."""
+@dataclass(frozen=True)
+class TrainEnv:
+    """Where ``ryute train --env NAME`` trains, besides the fluid simulation."""
+
+    description: str  # what ``--env NAME`` does, for ``ryute train --help``
+    add_options: Callable[[argparse.ArgumentParser], None]  # its own options
+    run: Callable[[argparse.Namespace, dict], int]  # (arguments, --config values) -> exit code
+
+
+def register(subparsers: argparse._SubParsersAction,
+             envs: Mapping[str, TrainEnv] | None = None) -> None:
+    """Add ``ryute train`` to the command line; ``envs``: the environments besides ``fluid``."""
+    envs = dict(envs or {})
     p = subparsers.add_parser(
         "train", help="train the RL agent for a topology and write a model file",
         description="--env fluid (default): direct-gradient warm start, then PPO fine-tuning "
                     "(--timesteps), on the earlier part of a series; the later part validates, "
-                    "the last part is held out. --env mininet: validate a trained model (--init) "
-                    "on Open vSwitch in Mininet, measured MLU per interval, and with "
-                    "--timesteps fine-tune it there with PPO (needs root).")
+                    "the last part is held out." + "".join(
+                        f" --env {name}: {env.description}" for name, env in envs.items()))
     p.add_argument("--topology", help="catalog name or topology file (required but with "
                                       "--generalist)")
     p.add_argument("--traffic", help="a .tm.npz series, or 'synthetic' (required but with "
@@ -26,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "shipped agents/models/generalist.zip recipe: agents.generalist); "
                         "--config takes GeneralistConfig fields")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
-    p.add_argument("--env", choices=("fluid", "mininet"), default="fluid",
+    p.add_argument("--env", choices=("fluid", *envs), default="fluid",
                    help="where the agent learns (default fluid)")
     p.add_argument("--timesteps", type=int, help="PPO steps (fluid: after the warm start; "
                                                  "mininet: one step is one replayed interval)")
@@ -41,25 +54,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
                                                 "(default runs/train/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from NAME.ckpt if present")
-    mininet = p.add_argument_group("--env mininet")
-    mininet.add_argument("--init", default="default",
-                         help="the simulation-trained model to start from (default: the "
-                              "shipped model of the topology)")
-    mininet.add_argument("--interval", type=float, help="seconds each matrix is replayed (4)")
-    mininet.add_argument("--start", type=int, help="first validation interval (synthetic: 120; "
-                                                   "a file: the start of its last 20%%)")
-    p.set_defaults(func=_run)
+    for env in envs.values():
+        env.add_options(p)
+    p.set_defaults(func=lambda args: _run(args, envs))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     values = json.loads(args.config.read_text()) if args.config else {}
     if args.generalist:
         return _run_generalist(args, values)
     for option in ("topology", "traffic"):
         if getattr(args, option) is None:
             raise ValueError(f"--{option} is required (but with --generalist)")
-    if args.env == "mininet":
-        return _run_mininet(args, values)
+    if args.env in envs:
+        return envs[args.env].run(args, values)
     for key in ("timesteps", "epochs", "seed", "validation", "test"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -92,35 +100,3 @@ def _run_generalist(args: argparse.Namespace, values: dict) -> int:
           f"objective {trainer.scores['objective']:.4f} in {trainer.seconds:.0f} s")
     return 0
 
-
-def _run_mininet(args: argparse.Namespace, values: dict) -> int:
-    from dataclasses import fields
-
-    from agents.mininet_train import MininetTrainConfig, train_in_mininet
-
-    for option in ("epochs", "test", "resume"):
-        if getattr(args, option) not in (None, False):
-            raise ValueError(f"--{option} is an option of --env fluid only")
-    for key, option in (("timesteps", "timesteps"), ("seed", "seed"), ("interval_s", "interval"),
-                        ("start", "start"), ("validation", "validation")):
-        if getattr(args, option) is not None:
-            values[key] = getattr(args, option)
-    if "validation" in values:
-        values["validation"] = int(values["validation"])
-    known = {f.name for f in fields(MininetTrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for --env mininet; known: "
-                         f"{', '.join(sorted(known))}")
-    config = MininetTrainConfig(**values)
-    run_dir = args.log_dir or Path("runs") / "train" / args.out.stem
-    report = train_in_mininet(args.topology, args.traffic, args.init, args.out, config, run_dir)
-    for stage in ("before", "after"):
-        if stage in report:
-            s = report[stage]
-            print(f"{stage} fine-tuning: measured ratio mean {s['ratio_mean']:.3f} (fluid model "
-                  f"{s['predicted_ratio_mean']:.3f}), {s['installed']} of "
-                  f"{len(s['intervals'])} decisions installed")
-    print(f"wrote {args.out} ({report['kept']} network) and {args.out.with_suffix('.json')} "
-          f"in {report['seconds']:.0f} s")
-    return 0

@@ -46,7 +46,7 @@ from typing import Any
 import networkx as nx
 
 from benchmarks.common import emit
-from sim.testbed import Testbed
+from lab.testbed import Testbed
 
 COOKIE = 0x5259555445
 DEFAULT_TOPOLOGIES = "abilene,geant,fat-tree:k=4"

@@ -53,7 +53,7 @@ import numpy as np
 
 from benchmarks.common import emit
 from benchmarks.controller import Snoop
-from sim.testbed import Testbed
+from lab.testbed import Testbed
 from topologies.catalog import load_topology
 
 TOKEN = "decision-loop-benchmark"

@@ -15,8 +15,8 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import emit
-from controller.emulate import EmulationConfig, run_emulation
-from sim.replay import DEFAULT_FLOWS
+from lab.emulate import EmulationConfig, run_emulation
+from lab.replay import DEFAULT_FLOWS
 
 
 def headline(result: dict) -> dict:

@@ -1,10 +1,10 @@
 """How well hashed flows realize a split: measured vs. fluid link loads on a ring in Mininet.
 
-The Mininet-backed environment (:class:`sim.envs.mininet.MininetTEEnv`, ring of five, 128 flows
+The Mininet-backed environment (:class:`lab.mininet_env.MininetTEEnv`, ring of five, 128 flows
 per OD pair) installs two decisions on the same matrix: every OD pair on its shortest candidate
 (no split to realize: the baseline of the same run) and an equal split over its two candidates,
 each ``--repeats`` times, for every capacity scale and interval. Reported per case: the
-replay's split samples (:attr:`sim.replay.ReplayPlan.split_samples`), the measured and predicted
+replay's split samples (:attr:`lab.replay.ReplayPlan.split_samples`), the measured and predicted
 MLU and the largest per-link error relative to the busiest predicted link.
 
     python -m benchmarks.split_realization --scales 1000,100 --intervals 2,4 \\
@@ -23,7 +23,7 @@ import numpy as np
 
 from agents.baselines import shortest_path_decision
 from benchmarks.common import emit
-from sim.envs.mininet import MininetTEEnv
+from lab.mininet_env import MininetTEEnv
 from sim.loads import link_loads
 
 TOPOLOGY = "ring:n=5"

@@ -1,4 +1,5 @@
-"""The os-ken OpenFlow application and its command-line glue.
+"""The os-ken OpenFlow application, its REST API and its subcommands (``ryute controller``, the
+operator's client); the ``ryute`` command itself is :mod:`lab.cli`.
 
 Importing this package does not import os-ken; only ``controller.app`` does.
 """

@@ -42,6 +42,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from agents.baselines import ShortestPathPolicy
 from controller import faults, openflow, pipeline
+from controller.auth import new_api_token
 from controller.config import ControllerConfig
 from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Outcome
 from controller.discovery import Link, LinkDiscovery
@@ -49,7 +50,6 @@ from controller.metrics import Metrics
 from controller.network import NetworkView
 from controller.rest import HttpError, Request, Response, RestApi, require_token
 from sim.decision import Decision
-from sim.emulation import new_api_token
 from topologies.catalog import load_topology
 
 LOG = logging.getLogger("ryute.controller")

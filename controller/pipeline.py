@@ -4,7 +4,7 @@ Plain functions over a :class:`Fabric` (the path set, datapath ids, the ports of
 the known hosts); nothing here talks to a switch, so the whole pipeline is unit-tested without
 one. ``controller.openflow`` turns these specs into OpenFlow 1.3 messages.
 
-Tables (DESIGN.md, "OpenFlow pipeline"):
+Tables (ARCHITECTURE.md, "Forwarding"):
 
 - table 0, classify: LLDP and ARP to the controller; an MPLS label ``path id + 16`` is either
   forwarded out of the path's next port (transit) or popped at the path's last switch, which

@@ -5,7 +5,7 @@ import pytest
 
 
 def pytest_collection_modifyitems(config, items):
-    from sim.testbed import TestbedError, check_environment
+    from lab.testbed import TestbedError, check_environment
 
     try:
         check_environment()

@@ -1,6 +1,6 @@
 """``ryute topology ...`` and ``ryute data ...``: the catalog and traffic files from the shell.
 
-User errors are raised as TopologyError/TrafficError; ``controller.cli`` prints them as one
+User errors are raised as TopologyError/TrafficError; ``lab.cli`` prints them as one
 line and exits 2. Heavy imports (networkx, numpy) wait until a command runs.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sim.testbed import Testbed
+from lab.testbed import Testbed
 
 MEASUREMENTS: list[tuple[str, str, object]] = []
 """(test, name, value) of every ``measure`` call: printed at the end of the run."""

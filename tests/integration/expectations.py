@@ -16,12 +16,12 @@ import pytest
 
 from agents.baselines import shortest_path_decision
 from controller.pipeline import WEIGHT_TOLERANCE
+from lab.testbed import Testbed
 from sim.decision import Decision
 from sim.paths import PathSet
-from sim.testbed import Testbed
 from topologies.catalog import load_topology
 
-LABEL_OFFSET = 16  # DESIGN.md: MPLS label = path id + 16 (labels 0-15 are reserved)
+LABEL_OFFSET = 16  # ARCHITECTURE.md: MPLS label = path id + 16 (labels 0-15 are reserved)
 WEIGHT_SCALE = 1000  # bucket weight = round(decision weight * 1000)
 
 Bucket = tuple[int, int, int]  # (MPLS label, weight, output port)

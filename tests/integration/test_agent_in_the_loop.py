@@ -48,11 +48,11 @@ import pytest
 
 from agents.model_file import load_agent, save_model
 from agents.train import TrainConfig, Trainer
-from controller import cli
+from lab import cli
+from lab.testbed import Testbed
 from sim.loads import mlu
 from sim.paths import PathSet
 from sim.state import NetworkState
-from sim.testbed import Testbed
 from topologies.catalog import load_topology
 from topologies.traffic import TrafficSeries, synthetic_traffic
 

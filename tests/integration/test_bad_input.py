@@ -12,7 +12,7 @@ import time
 import expectations as ex
 import pytest
 
-from sim.testbed import Testbed
+from lab.testbed import Testbed
 
 
 def _names(links) -> list[list[str]]:

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
-from controller.emulate import main
-from sim.testbed import PROJECT_DIR, ovs_bridges
+from lab.emulate import main
+from lab.testbed import PROJECT_DIR, ovs_bridges
 
 TOPOLOGY = "ring:n=5"
 RUNS = PROJECT_DIR / "runs" / "tests"
@@ -31,7 +31,7 @@ def replay_processes() -> list[int]:
                     cmdline = handle.read().split(b"\0")
             except OSError:
                 continue
-            if b"sim.replay" in cmdline and any(b"/t-run/" in part for part in cmdline):
+            if b"lab.replay" in cmdline and any(b"/t-run/" in part for part in cmdline):
                 own.append(int(pid))
     return own
 
@@ -85,7 +85,7 @@ def test_a_short_emulation_reports_every_phase_and_interval(ring_model, tmp_path
 
 
 def test_ctrl_c_during_the_replay_leaves_nothing_behind(tmp_path):
-    command = [sys.executable, "-m", "controller.emulate", "--topology", TOPOLOGY, "--model", "none",
+    command = [sys.executable, "-m", "lab.emulate", "--topology", TOPOLOGY, "--model", "none",
                "--interval", "4", "--duration", "40", "--phases", "shadow",
                "--switch-prefix", PREFIX, "--host-prefix", "y",
                "--run-dir", str(RUNS / f"emulate-ctrl-c-{os.getpid()}" / "t-run")]

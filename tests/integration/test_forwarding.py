@@ -13,8 +13,8 @@ import expectations as ex
 import numpy as np
 import pytest
 
+from lab.testbed import Testbed
 from sim.loads import link_loads
-from sim.testbed import Testbed
 
 UDP_PAYLOAD = 1000
 """Bytes of UDP payload per datagram (iperf3 -l)."""

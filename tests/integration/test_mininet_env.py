@@ -14,12 +14,12 @@ from gymnasium.utils.passive_env_checker import env_reset_passive_checker, env_s
 
 from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent
-from controller.cli import main as ryute
+from lab.cli import main as ryute
+from lab.mininet_env import MininetTEEnv
+from lab.testbed import PROJECT_DIR, ovs_bridges
 from sim.env import TEEnv
-from sim.envs.mininet import MininetTEEnv
 from sim.loads import mlu
 from sim.paths import PathSet
-from sim.testbed import PROJECT_DIR, ovs_bridges
 from topologies.catalog import load_topology
 
 TOPOLOGY = "ring:n=5"
@@ -28,7 +28,7 @@ RUNS = PROJECT_DIR / "runs" / "tests" / f"mininet-env-{os.getpid()}"
 CAPACITY_SCALE = 100
 """10 Mbit/s ring links: enough datagrams per OD pair in a 2 s interval for the hashing to
 realize a split (at 1 Mbit/s, 38 per interval: an equal split measured up to 20 % off on a
-link, see sim.replay.MIN_SPLIT_SAMPLES)."""
+link, see lab.replay.MIN_SPLIT_SAMPLES)."""
 FIDELITY = 0.10
 """Measured MLU within 10 % of the fluid model's prediction for the same decision (128 flows per
 OD pair realize fractional splits by hashing; the emulation benchmark reports the median)."""

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sim.testbed import Testbed, TestbedError, ovs_bridges, reap_dead_runs
+from lab.testbed import Testbed, TestbedError, ovs_bridges, reap_dead_runs
 
 
 def alive(pid: int) -> bool:
@@ -47,7 +47,7 @@ def test_refuses_to_touch_a_bridge_that_is_not_its_own(tmp_path):
 def test_a_killed_run_is_cleaned_up_by_the_next():
     # The default run folder: should this test die half-way, the next testbed cleans up.
     script = (
-        "import sys, time; from sim.testbed import Testbed\n"
+        "import sys, time; from lab.testbed import Testbed\n"
         "testbed = Testbed('linear:n=2')\n"
         "testbed.start()\n"
         "print(testbed.controller.pid, *[h.pid for h in testbed.net.hosts], flush=True)\n"

@@ -229,7 +229,7 @@ def test_synthetic_series_join_training_and_validation(tmp_path):
 
 
 def test_train_env_mininet_refuses_bad_options_before_starting_anything(ring_model, capsys):
-    from controller.cli import main
+    from lab.cli import main
 
     base = ["train", "--env", "mininet", "--topology", "ring:n=5", "--traffic", "synthetic",
             "--out", "never-written.zip", "--init", str(ring_model)]

@@ -45,8 +45,8 @@ def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
 def test_generated_api_tokens_survive_a_command_line():
     """Tokens go to the controller as ``--api-token TOKEN`` and to the client as ``--token
     TOKEN``: one starting with "-" was taken for an option (a flaky test, once in 64 runs)."""
-    from controller.cli import build_parser
-    from sim.emulation import new_api_token
+    from controller.auth import new_api_token
+    from lab.cli import build_parser
 
     parser = build_parser()
     tokens = {new_api_token() for _ in range(2000)}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents.evaluate import select_intervals
-from controller.cli import main
+from lab.cli import main
 from topologies.traffic import TrafficSeries, save_traffic
 
 # A -> B directly (10 Mbit/s) or through C (10 Mbit/s per hop): the optimum splits in half.

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from controller.emulate import fallback_mlu
-from sim.replay import (
+from lab.emulate import fallback_mlu
+from lab.replay import (
     WIRE_OVERHEAD,
     Host,
     ReplayPlan,
@@ -132,7 +132,7 @@ def test_the_agent_sends_what_the_plan_says_and_counts_what_it_receives(tmp_path
 def test_the_agent_runs_as_a_module_and_writes_its_report(tmp_path):
     plan = _loopback_plan([1.0], interval_s=0.3)
     files = plan.write_schedules(tmp_path, start_at=time.time() + 0.5, token=5)
-    done = subprocess.run([sys.executable, "-m", "sim.replay", str(files["a"])],
+    done = subprocess.run([sys.executable, "-m", "lab.replay", str(files["a"])],
                           check=False, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "a.report.json").read_text())

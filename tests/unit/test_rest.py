@@ -10,9 +10,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from controller.app import RyuteApp
-from controller.cli import main
 from controller.config import ControllerConfig
 from controller.rest import RestApi
+from lab.cli import main
 
 TOKEN = "s3cret"
 

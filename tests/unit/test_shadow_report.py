@@ -7,8 +7,8 @@ import pytest
 from test_decision_loop import NOW, Agent, make_state
 
 from agents.baselines import make_policy
-from controller.cli import main
 from controller.decisions import DecisionLog, DecisionLoop
+from lab.cli import main
 from sim.paths import PathSet
 from topologies.catalog import load_topology
 

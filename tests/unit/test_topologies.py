@@ -7,7 +7,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from controller.cli import main
+from lab.cli import main
 from topologies.catalog import (
     TopologyError,
     builtin_names,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli import main
+from lab.cli import main
 from topologies.catalog import TopologyError, load_topology
 from topologies.traffic import (
     TrafficError,

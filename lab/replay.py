@@ -19,7 +19,7 @@ Two halves, one module:
   :func:`host_setup_commands` adds the aliases and static neighbour entries for every other
   host (no ARP from an alias address ever reaches the controller's proxy ARP).
 - **The agent** (host side, standard library only, so it starts fast inside a host's
-  namespace): ``python -m sim.replay SCHEDULE.json`` runs one paced sender and one receiver
+  namespace): ``python -m lab.replay SCHEDULE.json`` runs one paced sender and one receiver
   for one host. It starts at the schedule's wall-clock ``start_at`` (all hosts share the
   machine's clock), sends every destination its cumulative byte budget (never more; at most
   :data:`MAX_BURST_S` of catch-up after a stall, the rest is skipped and reported), labels
@@ -48,7 +48,7 @@ from typing import Any
 UDP_IP_ETH_OVERHEAD = 8 + 20 + 14
 """UDP + IPv4 + Ethernet headers (no FCS: Open vSwitch counts frames without it)."""
 MPLS_OVERHEAD = 4
-"""The label an inter-switch frame carries (DESIGN.md, tunnels)."""
+"""The label an inter-switch frame carries (ARCHITECTURE.md, "Forwarding")."""
 WIRE_OVERHEAD = UDP_IP_ETH_OVERHEAD + MPLS_OVERHEAD
 """Bytes an inter-switch port counts beyond the UDP payload."""
 DEFAULT_PAYLOAD = 1472
@@ -509,7 +509,7 @@ def run_agent(schedule: dict) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
-        print("usage: python -m sim.replay SCHEDULE.json", file=sys.stderr)
+        print("usage: python -m lab.replay SCHEDULE.json", file=sys.stderr)
         return 2
     schedule = json.loads(Path(argv[0]).read_text())
     report = run_agent(schedule)

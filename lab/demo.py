@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.emulate import EmulationConfig, run_emulation
-    from sim.testbed import TestbedError
+    from lab.emulate import EmulationConfig, run_emulation
+    from lab.testbed import TestbedError
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     config = EmulationConfig(

@@ -275,7 +275,7 @@ class Testbed:
 
     def _start_controller(self, timeout_s: float = 30.0) -> None:
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "controller.cli", "controller",
+        command = [sys.executable, "-m", "lab.cli", "controller",
                    "--topology", self.controller_topology or self.topology,
                    "--ofp-host", "127.0.0.1",
                    "--ofp-port", str(self.ofp_port), "--rest-port", str(self.rest_port),

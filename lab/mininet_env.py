@@ -8,7 +8,7 @@ measures it:
    the controller runs in ``external`` mode, where such a decision is installed at once if it
    passes its safety checks (well-formed, no weight on a down link, fresh statistics), else the
    fallback is (``info["source"]`` and ``info["reasons"]`` say which);
-2. matrix t is replayed by the hosts (paced UDP, :mod:`sim.replay`) for ``interval_s`` after a
+2. matrix t is replayed by the hosts (paced UDP, :mod:`lab.replay`) for ``interval_s`` after a
    warm-up of one poll interval;
 3. the reward is ``-(measured MLU) / (optimal MLU of matrix t)``, the measured MLU being the
    busiest link's utilization (port counters) averaged over the controller's statistics
@@ -20,12 +20,12 @@ The utilization part of the next observation is the measured one; the matrices o
 the series' (the offered load, which the replay matches to within 0.1 %). The environment
 talks to the controller through its REST API only; it needs the testbed (Mininet hosts) to
 start the senders. The series is multiplied by ``traffic_scale`` (default: the factor putting
-the fallback's MLU of the episode range in [0.5, 0.9], :func:`sim.replay.choose_traffic_scale`)
+the fallback's MLU of the episode range in [0.5, 0.9], :func:`lab.replay.choose_traffic_scale`)
 before anything else, so observations, optimum and replay all see the replayed demand.
 
 Slow by nature (one step takes ``interval_s`` plus about 5 s of start-up and drain): used to
 validate and fine-tune a simulation-trained agent (``ryute train --env mininet``), not to train
-one from scratch. Needs root and Open vSwitch, like :class:`sim.testbed.Testbed`.
+one from scratch. Needs root and Open vSwitch, like :class:`lab.testbed.Testbed`.
 """
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ import networkx as nx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.emulation import PROJECT_DIR, api_request, inside_readings, new_api_token, replay, wait_until_ready
+from controller.auth import new_api_token
+from lab.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
+from lab.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
 from sim.optimal import optimal_series
-from sim.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
 from topologies.catalog import load_topology
 from topologies.traffic import TrafficSeries
 
@@ -62,14 +63,14 @@ class MininetTEEnv(TEEnv):
     Args:
         topology: a catalog spec or topology file (the testbed and the controller load it).
         traffic: as for :class:`TEEnv`.
-        testbed: a running :class:`~sim.testbed.Testbed` whose controller is in external mode
+        testbed: a running :class:`~lab.testbed.Testbed` whose controller is in external mode
             with ``token``; by default the environment starts its own (and ``close`` stops it).
         token: the controller's API token (generated for an own testbed).
         interval_s: seconds each matrix is replayed.
         traffic_scale: factor on the series (default: see the module docstring).
         capacity_scale: emulated capacities are the topology's divided by this.
         flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate`` and
-            :data:`sim.replay.DEFAULT_FLOWS`).
+            :data:`lab.replay.DEFAULT_FLOWS`).
         run_dir: where the controller's log and each step's schedules and reports (removed after
             the step) go; default ``runs/mininet-env/TIME-PID`` in the project.
         **fluid: the other :class:`TEEnv` arguments (``history``, ``paths_k``,
@@ -177,7 +178,7 @@ class MininetTEEnv(TEEnv):
             payload=self.mtu - 28)
 
     def _start_testbed(self) -> Any:
-        from sim.testbed import Testbed
+        from lab.testbed import Testbed
 
         testbed = Testbed(self.topology_spec, scale=self.capacity_scale,
                           poll_interval_s=poll_interval_for(self.interval_s),

@@ -2,7 +2,7 @@
 vSwitch in Mininet.
 
 1. One testbed for the whole run: the controller in ``external`` mode with a fresh API token,
-   the topology in Mininet (:class:`sim.envs.mininet.MininetTEEnv` does the rest through the
+   the topology in Mininet (:class:`lab.mininet_env.MininetTEEnv` does the rest through the
    controller's API).
 2. **Validation**: the model decides ``validation`` consecutive intervals from ``start``; per
    interval the measured ratio (measured MLU / optimal MLU) and the fluid model's prediction
@@ -13,7 +13,7 @@ vSwitch in Mininet.
    lower; the model file written to ``out`` records both validations (``metadata["mininet"]``).
 
 The traffic is scaled so that the fallback's predicted MLU of the busiest interval used (training
-or validation) is :data:`sim.replay.MLU_TARGET` (0.85): no interval saturates a link, which would
+or validation) is :data:`lab.replay.MLU_TARGET` (0.85): no interval saturates a link, which would
 cap the measured MLU at 1 and hide differences.
 """
 from __future__ import annotations
@@ -31,10 +31,10 @@ import numpy as np
 from agents.agent import AgentPolicy
 from agents.baselines import shortest_path_decision
 from agents.model_file import load_agent, save_model
-from sim.emulation import new_api_token
+from controller.auth import new_api_token
+from lab.replay import DEFAULT_FLOWS, MLU_TARGET
 from sim.loads import mlu
 from sim.paths import PathSet
-from sim.replay import DEFAULT_FLOWS, MLU_TARGET
 from topologies.catalog import load_topology
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
                      config: MininetTrainConfig, run_dir: Path) -> dict[str, Any]:
     """Validate (and with ``config.timesteps`` fine-tune) ``model`` in Mininet; writes ``out``
     and ``out`` with ``.json`` (the report); returns the report."""
+    from lab.mininet_env import MininetTEEnv, poll_interval_for
+    from lab.testbed import Testbed
     from sim.env import load_series
-    from sim.envs.mininet import MininetTEEnv, poll_interval_for
-    from sim.testbed import Testbed
 
     graph = load_topology(topology)
     agent = load_agent(model, PathSet.from_graph(graph, k=4), topology)

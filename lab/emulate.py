@@ -37,11 +37,9 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import shortest_path_decision
-from sim.decision import Decision
-from sim.emulation import Reading, api_request, inside_readings, new_api_token, replay, wait_until_ready
-from sim.loads import mlu
-from sim.paths import PathSet
-from sim.replay import (
+from controller.auth import new_api_token
+from lab.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
+from lab.replay import (
     DEFAULT_FLOWS,
     MLU_RANGE,
     ReplayPlan,
@@ -49,6 +47,9 @@ from sim.replay import (
     collect_reports,
     interval_summary,
 )
+from sim.decision import Decision
+from sim.loads import mlu
+from sim.paths import PathSet
 
 LOG = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -320,7 +321,7 @@ def _mbps(nbytes: float, seconds: float) -> float:
 # -- the whole run -------------------------------------------------------------------------
 
 def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
-    from sim.testbed import Testbed
+    from lab.testbed import Testbed
     from topologies.catalog import load_topology
 
     started = time.time()
@@ -556,7 +557,7 @@ def config_from_args(args: argparse.Namespace) -> EmulationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.testbed import TestbedError
+    from lab.testbed import TestbedError
 
     config = config_from_args(args)
     try:
@@ -568,8 +569,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m controller.emulate ...``: the same as ``ryute emulate ...``."""
-    parser = argparse.ArgumentParser(prog="python -m controller.emulate")
+    """``python -m lab.emulate ...``: the same as ``ryute emulate ...``."""
+    parser = argparse.ArgumentParser(prog="python -m lab.emulate")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["emulate", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

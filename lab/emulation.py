@@ -1,12 +1,12 @@
 """Driving a running testbed through the controller's API: what ``ryute emulate`` and the
-Mininet-backed environment (:mod:`sim.envs.mininet`) share.
+Mininet-backed environment (:mod:`lab.mininet_env`) share.
 
 - :func:`api_request`: one JSON call to the controller's REST API (bearer token optional).
 - :class:`Monitor`: every closed statistics interval of the controller (a :class:`Reading`:
   per-link utilization and load, measured OD matrix), and the weights installed after it.
 - :func:`wait_until_ready` and :func:`prepare_hosts`: links discovered, hosts known, flows'
-  source addresses and static neighbours on every host (see :mod:`sim.replay`).
-- :func:`replay`: run one :class:`~sim.replay.ReplayPlan` on the hosts while the monitor reads
+  source addresses and static neighbours on every host (see :mod:`lab.replay`).
+- :func:`replay`: run one :class:`~lab.replay.ReplayPlan` on the hosts while the monitor reads
   the controller; returns the readings and the senders' and receivers' reports.
 
 Readings: the controller closes a statistics interval at every poll; a reading covers the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import secrets
 import sys
 import time
 import urllib.request
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.replay import MIN_SPLIT_SAMPLES, ReplayPlan
+from lab.replay import MIN_SPLIT_SAMPLES, ReplayPlan
 
 LOG = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -35,13 +34,6 @@ STARTUP_S = 2.0
 """Time given to the replay agents to start before the first segment."""
 LINGER_S = 2.0
 """Monitoring goes on this long after the last segment (the receivers' last packets)."""
-
-
-def new_api_token() -> str:
-    """A random bearer token for the controller's REST API. Hex, so it never starts with "-":
-    it follows ``--api-token`` or ``--token`` on a command line (a URL-safe token starting with
-    "-" was taken by argparse for an option, once in 64 runs)."""
-    return secrets.token_hex(24)
 
 
 def api_request(url: str, method: str = "GET", body: dict | None = None,
@@ -163,7 +155,7 @@ def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,
 
 
 def prepare_hosts(testbed, plan: ReplayPlan, mtu: int = 1500) -> None:
-    """Source addresses of the flows and static neighbours on every host (see sim.replay);
+    """Source addresses of the flows and static neighbours on every host (see lab.replay);
     jumbo frames on host links and switch ports when ``mtu`` > 1500."""
     if mtu > 1500:
         for switch in testbed.net.switches:
@@ -211,11 +203,11 @@ class ReplayRun:
 
 
 def replay(testbed, plan: ReplayPlan, folder: Path, poll_s: float, n_paths: int) -> ReplayRun:
-    """Replay ``plan`` on the testbed's hosts (one ``python -m sim.replay`` per host, schedules
+    """Replay ``plan`` on the testbed's hosts (one ``python -m lab.replay`` per host, schedules
     and reports in ``folder``) while a :class:`Monitor` reads the controller."""
     start_at = time.time() + STARTUP_S
     schedules = plan.write_schedules(folder, start_at=start_at, token=random.getrandbits(32))
-    processes = {host: testbed.popen(host, [sys.executable, "-m", "sim.replay", str(path)],
+    processes = {host: testbed.popen(host, [sys.executable, "-m", "lab.replay", str(path)],
                                      cwd=str(PROJECT_DIR))
                  for host, path in schedules.items()}
     end_at = start_at + sum(plan.segments_s)

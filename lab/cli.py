@@ -3,6 +3,8 @@
 Each area module exposes ``register(subparsers)``, which adds its subcommands and sets
 ``func`` (taking the parsed arguments, returning an exit code) on each of them. Heavy
 imports (os-ken, torch) happen inside those functions, so ``ryute --help`` stays fast.
+The command dispatches to every layer (topologies, agents, controller, lab), so it lives in the
+top one: no layer below imports it, each only registers its own subcommands.
 """
 from __future__ import annotations
 
@@ -11,11 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from agents import evaluate, train_cli
-from controller import client, demo, emulate, launcher, logs
+from controller import client, launcher, logs
 from controller.cli_errors import CliError
+from lab import demo, emulate, mininet_train_cli
 from topologies import cli as topology_cli
 
-AREAS = [topology_cli, evaluate, train_cli, launcher, client, emulate, demo]
+
+def _train(subparsers: argparse._SubParsersAction) -> None:
+    """``ryute train``: the fluid simulation (agents/), and Mininet (the lab's, ``--env mininet``)."""
+    train_cli.register(subparsers, envs={"mininet": mininet_train_cli.MININET})
+
+
+REGISTER = [topology_cli.register, evaluate.register, _train, launcher.register, client.register,
+            emulate.register, demo.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="text, or one JSON object per line (default: text)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for area in AREAS:
-        area.register(subparsers)
+    for register in REGISTER:
+        register(subparsers)
     return parser
 
 
