@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
                                                 "(default runs/train/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from NAME.ckpt if present")
+    p.add_argument("--init", help="the model to start from: fluid: 'generalist' (the shipped "
+                                  "generalist) or a PathNet model file, fine-tuned on this "
+                                  "topology; mininet: the simulation-trained model (default: "
+                                  "'default', the topology's default model)")
     for env in envs.values():
         env.add_options(p)
     p.set_defaults(func=lambda args: _run(args, envs))
@@ -71,8 +75,10 @@ def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     for key in ("timesteps", "epochs", "seed", "validation", "test"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    from agents.train import TrainConfig, train  # torch: only when training
+    from agents.train import FINETUNE, TrainConfig, init_shape, train  # torch: only now
 
+    if args.init:
+        values = {**FINETUNE, **init_shape(args.init), **values, "init": args.init}
     config = TrainConfig.for_topology(args.topology, **values)
     log_dir = args.log_dir or Path("runs") / "train" / args.out.stem
     _, meta = train(args.topology, args.traffic, args.out, config, args.resume, log_dir,

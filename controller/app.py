@@ -112,6 +112,7 @@ class RyuteApp(app_manager.OSKenApp):
                                 recover_after=config.recover_after),
             log=DecisionLog(path=config.decision_log))
         self.model_spec = config.model
+        self.model_resolved: str | None = None  # for --model default: which file, and why
         if config.model:
             try:
                 self.load_model(config.model)
@@ -251,6 +252,7 @@ class RyuteApp(app_manager.OSKenApp):
             raise ValueError("no topology yet: a model needs the network it was trained for")
         agent = load_agent(spec, state.path_set, self.config.topology or "")
         model_id = agent.metadata.get("id", str(spec))
+        self.model_resolved = agent.metadata.get("resolved")  # which default, and why
         agent = faults.wrap_if_enabled(agent)
         self.loop.set_agent(agent, model_id)
         self.model_spec = spec
@@ -746,6 +748,7 @@ class RyuteApp(app_manager.OSKenApp):
             "mode": loop.mode.value,
             "source": loop.source,
             "model": loop.model_id,
+            "model_resolved": self.model_resolved if loop.model_id else None,
             "health": {"trusted": loop.health.trusted if loop.agent else False,
                        "reasons": loop.health.reasons if loop.agent else ["no model loaded"],
                        "healthy_streak": loop.health.streak},

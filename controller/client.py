@@ -78,7 +78,8 @@ def run_status(args: argparse.Namespace) -> int:
     mlu = f"{s['mlu']:.3f}" if s.get("mlu") is not None else "-"
     text = (f"mode        {s['mode']} (installed: {s['source']})\n"
             f"model       {s['model'] or 'none'} ({trust})\n"
-            f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
+            + (f"            {s['model_resolved']}\n" if s.get("model_resolved") else "")
+            + f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
             f"(topology {s['topology'] or 'discovered'}, version {s['topology_version']})\n"
             f"MLU         {mlu}")
     return _show(args, s, text)
