@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction,
                    help="train the generalist over the zoo topologies of the shared data (the "
                         "shipped agents/models/generalist.zip recipe: agents.generalist); "
                         "--config takes GeneralistConfig fields")
+    p.add_argument("--ray-address", help="--generalist: prepare the path sets and LP optima as "
+                                         "Ray tasks: 'local' (ray.init() here) or a cluster "
+                                         "address (needs ryute[cluster])")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
     p.add_argument("--env", choices=("fluid", *envs), default="fluid",
                    help="where the agent learns (default fluid)")
@@ -67,6 +70,8 @@ def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     values = json.loads(args.config.read_text()) if args.config else {}
     if args.generalist:
         return _run_generalist(args, values)
+    if args.ray_address:
+        raise ValueError("--ray-address is an option of --generalist")
     for option in ("topology", "traffic"):
         if getattr(args, option) is None:
             raise ValueError(f"--{option} is required (but with --generalist)")
@@ -99,7 +104,8 @@ def _run_generalist(args: argparse.Namespace, values: dict) -> int:
             values[key] = getattr(args, key)
     from agents.generalist import GeneralistConfig, GeneralistTrainer
 
-    trainer = GeneralistTrainer(GeneralistConfig.from_dict(values))
+    trainer = GeneralistTrainer(GeneralistConfig.from_dict(values),
+                                ray_address=args.ray_address)
     trainer.fit()
     trainer.save(args.out)
     print(f"wrote {args.out}: {len(trainer.train_names)} training topologies, validation "
