@@ -37,7 +37,9 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from sim import flowpaths
 from sim.pathsearch import PathSearch, distances_to, enumerate_within, slack_adjacency
+from topologies.traffic import synthetic_traffic
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ Node = Hashable
 Link = tuple[Node, Node]
 Path = tuple[Node, ...]
 
-METHODS = ("hops", "invcap", "disjoint")
+METHODS = ("hops", "invcap", "disjoint", "te")
+#: The ``te`` method starts from this many shortest paths by hops (those of ``hops`` with k = 4).
+TE_SHORTEST = 4
 METRICS = ("hops", "invcap")
 #: Path costs are compared after rounding to this many decimals (inverse-capacity costs are floats).
 COST_DECIMALS = 9
@@ -161,6 +165,8 @@ class PathSet:
         nodes, edges, caps = graph_links(graph)
         ranker = _Ranker(nodes, edges, caps)
         hosts = [i for i, n in enumerate(nodes) if graph.nodes[n].get("hosts", True)]
+        flows = _te_flow_paths(graph, ranker, caps, hosts, k) if method == "te" else {}
+        k_hops = {"hops": k, "te": min(k, TE_SHORTEST)}.get(method, 1)
 
         paths: list[Path] = []
         cand: list[bool] = []
@@ -168,7 +174,7 @@ class PathSet:
             for d in hosts:
                 if s == d:
                     continue
-                by_hops = ranker.ranked(s, d, "hops", k if method == "hops" else 1)
+                by_hops = ranker.ranked(s, d, "hops", k_hops)
                 if not by_hops:
                     raise ValueError(f"no path from {nodes[s]!r} to {nodes[d]!r}")
                 by_inv = ranker.ranked(s, d, "invcap", k if method == "invcap" else 1)
@@ -176,8 +182,10 @@ class PathSet:
                     chosen = [p for _, p in by_hops[:k]]
                 elif method == "invcap":
                     chosen = [p for _, p in by_inv[:k]]
-                else:
+                elif method == "disjoint":
                     chosen = ranker.greedy_disjoint(s, d, k)
+                else:
+                    chosen = _te_candidates(by_hops[:k_hops], flows.get((s, d), []), k)
                 extras = _ties(by_inv) + _ties(by_hops)
                 seen: set[tuple[int, ...]] = set()
                 for path, is_cand in [(p, True) for p in chosen] + [(p, False) for p in extras]:
@@ -414,6 +422,31 @@ def _ranked(
         return []
     found.sort(key=lambda t: (t[0], t[1]))
     return found
+
+
+def _te_flow_paths(graph: nx.DiGraph, ranker: _Ranker, caps: np.ndarray, hosts: list[int],
+                   keep: int) -> dict[tuple[int, int], list[tuple[float, tuple[int, ...]]]]:
+    """The flow paths of the ``te`` method (:mod:`sim.flowpaths`) for the host pairs."""
+    if len(hosts) < 2:
+        return {}
+    synthetic = [synthetic_traffic(graph, 1, seed, noise=0.0, bursts_per_day=0.0).tm[0]
+                 for seed in flowpaths.SEEDS]
+    n = len(ranker.nodes)
+    matrices = flowpaths.representative_matrices(n, ranker.tails, ranker.heads, caps, hosts,
+                                                 synthetic)
+    return flowpaths.flow_paths(n, ranker.tails, ranker.heads, caps, hosts, matrices, keep)
+
+
+def _te_candidates(shortest: list[tuple[float, tuple[int, ...]]],
+                   flows: list[tuple[float, tuple[int, ...]]], k: int) -> list[tuple[int, ...]]:
+    """The shortest paths by hops, then the flow paths by decreasing share, k at most."""
+    out = [p for _, p in shortest]
+    for _, p in flows:
+        if len(out) >= k:
+            break
+        if p not in out:
+            out.append(p)
+    return out
 
 
 def _ties(ranked: list[tuple[float, tuple[int, ...]]]) -> list[tuple[int, ...]]:
