@@ -165,6 +165,7 @@ class GeneralistConfig:
     logit_scale: float = DEFAULT_LOGIT_SCALE
     hidden: int = 64
     rounds: int = 4
+    trend: bool = False  # PathNet also reads and routes each OD pair's trend forecast
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
@@ -266,7 +267,7 @@ def build_tasks(names: list[str], config: GeneralistConfig, seed: int,
     tasks: list[Task] = []
     for p in prepared:
         encoding = Encoding(p.path_set, p.scale, config.history, config.logit_scale)
-        net = PathNet(encoding, config.hidden, config.rounds)
+        net = PathNet(encoding, config.hidden, config.rounds, config.trend)
         if shared is not None:  # one set of weights for every topology
             net.start, net.update = shared.start, shared.update
         shared = shared or net

@@ -246,7 +246,8 @@ def check_topology(
 def _network_shape(net: SplitNet | PathNet) -> dict[str, Any]:
     """What rebuilds ``net`` (with the encoding) before its weights are loaded."""
     if isinstance(net, PathNet):
-        return {"class": "PathNet", "hidden": net.hidden, "rounds": net.rounds}
+        return {"class": "PathNet", "hidden": net.hidden, "rounds": net.rounds,
+                "trend": net.trend}
     return {"class": "SplitNet", "n_inputs": len(net.index),
             "hidden": [m.out_features for m in net.body if isinstance(m, torch.nn.Linear)]}
 
@@ -254,7 +255,8 @@ def _network_shape(net: SplitNet | PathNet) -> dict[str, Any]:
 def _network(shape: dict[str, Any], encoding: Encoding) -> SplitNet | PathNet:
     kind = shape.get("class", "SplitNet")
     if kind == "PathNet":
-        return PathNet(encoding, int(shape["hidden"]), int(shape["rounds"]))
+        return PathNet(encoding, int(shape["hidden"]), int(shape["rounds"]),
+                       bool(shape.get("trend", False)))
     if kind == "SplitNet":
         return SplitNet(np.zeros(int(shape["n_inputs"]), np.int64), int(shape["n_actions"]),
                         [int(h) for h in shape["hidden"]])

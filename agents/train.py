@@ -107,6 +107,7 @@ class TrainConfig:
     network: str = "mlp"  # "mlp" (SplitNet over the whole observation) or "path" (PathNet)
     path_hidden: int = 64  # PathNet: width of the per-path networks
     path_rounds: int = 4  # PathNet: congestion rounds
+    path_trend: bool = False  # PathNet: also read and route each OD pair's trend forecast
     init: str = ""  # start from this PathNet model ("generalist" or a file); its shape wins
 
     @classmethod
@@ -173,7 +174,7 @@ def init_shape(spec: str) -> dict[str, Any]:
         raise ModelFileError(f"{init_path(spec)}: --init needs a PathNet model, not "
                              f"{shape.get('class')!r}")
     return {"network": "path", "path_hidden": int(shape["hidden"]),
-            "path_rounds": int(shape["rounds"])}
+            "path_rounds": int(shape["rounds"]), "path_trend": bool(shape.get("trend", False))}
 
 
 def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:
@@ -182,7 +183,7 @@ def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:
         return SplitNet(feature_index(encoding, config.features), encoding.n_actions,
                         config.hidden)
     if config.network == "path":
-        return PathNet(encoding, config.path_hidden, config.path_rounds)
+        return PathNet(encoding, config.path_hidden, config.path_rounds, config.path_trend)
     raise ValueError(f"network must be 'mlp' or 'path', got {config.network!r}")
 
 
@@ -275,7 +276,8 @@ class Trainer:
         metadata, state = read_model(path)
         shape = metadata.get("network", {})
         if not isinstance(self.net, PathNet) or shape.get("class") != "PathNet" or (
-                shape.get("hidden"), shape.get("rounds")) != (self.net.hidden, self.net.rounds):
+                shape.get("hidden"), shape.get("rounds"), bool(shape.get("trend", False))) != (
+                self.net.hidden, self.net.rounds, self.net.trend):
             raise ModelFileError(f"{path}: --init needs a PathNet of the configured shape "
                                  f"(network 'path', path_hidden {self.config.path_hidden}, "
                                  f"path_rounds {self.config.path_rounds}); it is {shape}")
