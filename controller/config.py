@@ -99,6 +99,9 @@ class ControllerConfig:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:
             problems.append("cookie must be a non-zero 64-bit integer")
+        token_problem = api_token_problem(self.api_token)
+        if token_problem:
+            problems.append(token_problem)
         if problems:
             raise ValueError("invalid controller configuration: " + "; ".join(problems))
 
@@ -137,3 +140,22 @@ class ControllerConfig:
 
     def replace(self, **changes: Any) -> ControllerConfig:
         return dataclasses.replace(self, **changes)
+
+
+def api_token_problem(token: object) -> str | None:
+    """Why ``token`` cannot be the API token (None: it can, or none is set).
+
+    An empty token set by a templated environment (``RYUTE_API_TOKEN=``) must not count as
+    configured: it would stop the generated token on a non-loopback address and match any
+    client whose header strips to nothing. Visible ASCII only, since it travels in an HTTP
+    header, where a space or control character is ambiguous.
+    """
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        return f"api_token must be a string, got {type(token).__name__}"
+    if not token:
+        return "api_token is set but empty (unset it, or give a real token)"
+    if not all("!" <= char <= "~" for char in token):
+        return "api_token may hold visible ASCII characters only (no spaces or control characters)"
+    return None

@@ -51,7 +51,8 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
         "api_token", "decision_log", "budget_ms", "adapt")}
-    overrides["api_token"] = overrides["api_token"] or os.environ.get("RYUTE_API_TOKEN")
+    if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"
+        overrides["api_token"] = os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
 
 

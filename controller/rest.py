@@ -77,13 +77,19 @@ Handler = Callable[[Request], Any]
 
 
 def require_token(request: Request, token: str | None) -> None:
-    """Bearer authentication, when a token is configured (constant-time comparison)."""
+    """Bearer authentication, when a token is configured.
+
+    The whole raw header value is compared, in constant time, with ``Bearer TOKEN``: nothing is
+    stripped (``str.strip`` removes characters such as ``\x0c``, ``\x85`` or ``\xa0``, so a
+    stripped header could equal a token it does not hold). An empty token never matches.
+    """
     if token is None:
         return
     header = request.headers.get("authorization", "")
     if not header.startswith("Bearer "):
         raise HttpError(HTTPStatus.UNAUTHORIZED, "this change needs 'Authorization: Bearer TOKEN'")
-    if not hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode()):
+    sent = header.encode("utf-8", "surrogateescape")
+    if not token or not hmac.compare_digest(sent, f"Bearer {token}".encode()):
         raise HttpError(HTTPStatus.FORBIDDEN, "wrong token")
 
 
