@@ -6,8 +6,10 @@ file < options) handed to the app, and a clear error before start-up for a bad t
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 
 from controller.config import ControllerConfig
 
@@ -79,6 +81,13 @@ def serve(config: ControllerConfig) -> None:
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 
+    listeners = {(config.ofp_host, config.ofp_port): bind_exclusively(
+        "OpenFlow", config.ofp_host, config.ofp_port)}
+    if config.rest_port:
+        listeners[(config.rest_host, config.rest_port)] = bind_exclusively(
+            "REST", config.rest_host, config.rest_port)
+    hub.listen = _prebound_listen(listeners)
+
     cfg.CONF(args=["--ofp-listen-host", config.ofp_host,
                    "--ofp-tcp-listen-port", str(config.ofp_port)],
              project="os_ken", default_config_files=[])
@@ -91,3 +100,47 @@ def serve(config: ControllerConfig) -> None:
         hub.joinall(threads)
     finally:
         manager.close()
+
+
+def bind_exclusively(kind: str, host: str, port: int, backlog: int = 128) -> socket.socket:
+    """A listening socket on (host, port) that no other process shares, or a one-line error.
+
+    eventlet's ``listen``, which os-ken uses, sets ``SO_REUSEPORT``: a second controller on the
+    same ports would start without error and take half the switches and requests (split
+    brain). Without that option a second bind fails; ``SO_REUSEADDR`` only lets a restarted
+    controller reuse ports whose old connections are in TIME_WAIT.
+    """
+    try:
+        family, kind_, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError, OSError) as error:
+        raise ValueError(f"cannot listen for {kind} on {host}:{port}: bad address "
+                         f"({getattr(error, 'strerror', None) or error})") from None
+    sock = socket.socket(family, kind_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ValueError(f"{kind} port {port} on {host} is already in use (another "
+                             "controller?); refusing to start beside it") from None
+        raise ValueError(f"cannot listen for {kind} on {host}:{port}: "
+                         f"{error.strerror or error}") from None
+    return sock
+
+
+def _prebound_listen(listeners: dict[tuple[str, int], socket.socket]):
+    """os-ken's ``hub.listen``, handing out the sockets bound before start-up; any other
+    address is bound without ``SO_REUSEPORT`` as well."""
+    import eventlet
+    from eventlet.greenio import GreenSocket
+
+    def listen(addr, family=socket.AF_INET, backlog=50, reuse_addr=True, reuse_port=None):
+        sock = listeners.pop(tuple(addr), None) if isinstance(addr, tuple) else None
+        if sock is not None:
+            return GreenSocket(sock)  # os-ken's servers accept in green threads
+        return eventlet.listen(addr, family, backlog, reuse_addr, reuse_port=False)
+
+    return listen

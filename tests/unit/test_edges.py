@@ -2,6 +2,8 @@
 ports, model files and odd requests, each refused with one clear line."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 TOKEN = "edge-token-0123456789abcdef"
@@ -46,3 +48,34 @@ def test_only_the_exact_header_changes_anything(controller):
     status, answer = ctl.call("/te/v1/mode", "PUT", {"mode": "external"},
                               {"Authorization": f"Bearer {TOKEN}"})
     assert (status, answer["mode"]) == (200, "external")
+
+
+# -- ports -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("shared", ["ofp", "rest"])
+def test_a_second_controller_on_a_port_in_use_refuses_to_start(controller, shared):
+    """Split brain: the second one must not share the port (eventlet sets SO_REUSEPORT)."""
+    first = controller().wait_ready()
+    ports = {"ofp_port": first.ofp_port} if shared == "ofp" else {"rest_port": first.rest_port}
+    second = controller(**ports)
+    assert second.wait_exit() == 2
+    port = ports.popitem()[1]
+    kind = "OpenFlow" if shared == "ofp" else "REST"
+    last = second.output().strip().splitlines()[-1]
+    assert f"{kind} port {port} on 127.0.0.1 is already in use" in last
+    assert "Traceback" not in second.output()
+    assert first.process.poll() is None and first.call("/te/v1/status")[0] == 200
+    assert openflow_hello(first.ofp_port)[:2] == b"\x04\x00"  # OpenFlow 1.3 HELLO
+
+
+def openflow_hello(port: int) -> bytes:
+    """The first 8 bytes the controller sends on a new OpenFlow connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        return sock.recv(8)
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "not a host"])
+def test_a_bad_openflow_address_refuses_to_start(controller, host):
+    ctl = controller(ofp_host=host)
+    assert ctl.wait_exit() == 2
+    last = ctl.output().strip().splitlines()[-1]
+    assert f"cannot listen for OpenFlow on {host}:" in last and "Traceback" not in ctl.output()
