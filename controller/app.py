@@ -57,6 +57,8 @@ OFP = ofproto_v1_3
 PROBE_MAC = "02:72:79:75:74:65"
 """Source MAC of the controller's own ARP probes (locally administered)."""
 PROBE_INTERVAL_S = 1.0
+MODEL_LOAD_DEADLINE_S = 60.0
+"""A model file takes longer than this to load (read, checked, built): refused."""
 
 
 def guarded(handler):
@@ -244,12 +246,11 @@ class RyuteApp(app_manager.OSKenApp):
 
     def load_model(self, spec: str) -> str:
         """Load (or hot-swap) the agent; on any error the current agent keeps running."""
-        from agents.model_file import load_agent  # torch is imported only when a model is used
-
         state = self.view.state
         if state is None:
             raise ValueError("no topology yet: a model needs the network it was trained for")
-        agent = load_agent(spec, state.path_set, self.config.topology or "")
+        agent = off_hub(_read_agent, spec, state.path_set, self.config.topology or "",
+                        deadline_s=MODEL_LOAD_DEADLINE_S, what=f"model {spec}")
         model_id = agent.metadata.get("id", str(spec))
         agent = faults.wrap_if_enabled(agent)
         self.loop.set_agent(agent, model_id)
@@ -838,6 +839,26 @@ class RyuteApp(app_manager.OSKenApp):
             "/te/v1/decisions": {"GET": self.decisions_view},
             "/metrics": {"GET": self.metrics_view},
         }
+
+
+def _read_agent(spec: str, path_set, topology: str):
+    from agents.model_file import load_agent  # torch is imported only when a model is used
+
+    return load_agent(spec, path_set, topology)
+
+
+def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:
+    """``function(*args)`` in a worker thread, waited for at most ``deadline_s``, when running
+    on os-ken's eventlet hub: reading a model file must not stall OpenFlow and REST, which the
+    hub also serves. A late call finishes in the background and its result is dropped. Off
+    the hub (the app in a test, without eventlet's patches) it is a plain call."""
+    if not eventlet.patcher.is_monkey_patched("socket"):
+        return function(*args)
+    try:
+        with eventlet.Timeout(deadline_s):
+            return tpool.execute(function, *args)
+    except eventlet.Timeout:
+        raise ValueError(f"{what}: not done within {deadline_s:g} s, given up") from None
 
 
 def green_runner(call, budget_s: float) -> Outcome:
