@@ -48,6 +48,9 @@ class Request:
             data = json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as error:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from None
+        except RecursionError:  # a few KB of "[[[[..." exhaust the parser's stack
+            raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON: nested too deeply") \
+                from None
         if not isinstance(data, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
         unknown = sorted(set(data) - set(allowed))

@@ -2,7 +2,10 @@
 ports, model files and odd requests, each refused with one clear line."""
 from __future__ import annotations
 
+import json
 import socket
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -79,3 +82,20 @@ def test_a_bad_openflow_address_refuses_to_start(controller, host):
     assert ctl.wait_exit() == 2
     last = ctl.output().strip().splitlines()[-1]
     assert f"cannot listen for OpenFlow on {host}:" in last and "Traceback" not in ctl.output()
+
+
+# -- odd requests ----------------------------------------------------------------------------
+def test_a_deeply_nested_body_is_a_400_not_a_500(controller):
+    ctl = controller(env={"RYUTE_API_TOKEN": TOKEN}).wait_ready()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+
+    for body in (b"[" * 2000, b'{"mode": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"):
+        request = urllib.request.Request(ctl.url + "/te/v1/mode", data=body, method="PUT",
+                                         headers=auth)
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("accepted")
+        except urllib.error.HTTPError as error:
+            assert error.code == 400 and "nested too deeply" in json.loads(error.read())["error"]
+    assert "RecursionError" not in ctl.output() and "Traceback" not in ctl.output()
