@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import eventlet
+import eventlet.wsgi
 import networkx as nx
 import numpy as np
 from eventlet import tpool
@@ -59,6 +60,8 @@ PROBE_MAC = "02:72:79:75:74:65"
 PROBE_INTERVAL_S = 1.0
 MODEL_LOAD_DEADLINE_S = 60.0
 """A model file takes longer than this to load (read, checked, built): refused."""
+REST_MAX_CONNECTIONS = 256
+"""REST connections served at once; more wait in the listen backlog."""
 
 
 def guarded(handler):
@@ -131,9 +134,13 @@ class RyuteApp(app_manager.OSKenApp):
                 self.api_token = new_api_token()
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
-            server = hub.WSGIServer((self.config.rest_host, self.config.rest_port),
-                                    RestApi(self.rest_routes()))
-            self.threads.append(hub.spawn(server.serve_forever))
+            api = RestApi(self.rest_routes(), loopback_only=_is_loopback(self.config.rest_host))
+            sock = hub.listen((self.config.rest_host, self.config.rest_port))
+            # A bounded pool and a socket timeout: idle or slow-loris connections are closed
+            # instead of holding a green thread each until the API stops answering.
+            self.threads.append(hub.spawn(
+                eventlet.wsgi.server, sock, api, log=hub.LoggingWrapper(),
+                max_size=REST_MAX_CONNECTIONS, socket_timeout=self.config.rest_timeout_s))
             LOG.info("REST API on http://%s:%d/te/v1/status",
                      self.config.rest_host, self.config.rest_port)
         LOG.info("ryute controller started (cookie %#x, topology %s)",

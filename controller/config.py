@@ -33,6 +33,8 @@ class ControllerConfig:
     """Address of the REST API; loopback by default so nothing is exposed by accident."""
     rest_port: int = 8080
     """Port of the REST API; 0 disables it."""
+    rest_timeout_s: float = 30.0
+    """A REST connection idle (or sending this slowly) for this long is closed."""
     poll_interval_s: float = 5.0
     """Statistics poll interval (2 s is a good value in emulation)."""
     lldp_interval_s: float = 1.0
@@ -78,7 +80,7 @@ class ControllerConfig:
             problems.append(f"ofp_port must be 1..65535, got {self.ofp_port}")
         if not 0 <= self.rest_port < 65536:
             problems.append(f"rest_port must be 0..65535, got {self.rest_port}")
-        for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s"):
+        for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s", "rest_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("capacity_scale", "default_capacity_mbps"):

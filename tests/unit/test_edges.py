@@ -99,3 +99,32 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(controller):
         except urllib.error.HTTPError as error:
             assert error.code == 400 and "nested too deeply" in json.loads(error.read())["error"]
     assert "RecursionError" not in ctl.output() and "Traceback" not in ctl.output()
+
+
+def test_the_loopback_api_answers_only_requests_addressed_to_loopback(controller):
+    """DNS rebinding: a web page whose name resolves to 127.0.0.1 sends its own name as Host."""
+    ctl = controller().wait_ready()
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example", "[::2]"):
+        status, answer = ctl.call("/te/v1/status", headers={"Host": host})
+        assert status == 403 and "not a loopback name" in answer["error"], host
+        status, _ = ctl.call("/te/v1/mode", "PUT", {"mode": "active"}, {"Host": host})
+        assert status == 403
+    assert ctl.call("/te/v1/mode")[1]["mode"] == "shadow"
+    for host in ("localhost", f"localhost:{ctl.rest_port}", "127.0.0.1", "[::1]:80"):
+        assert ctl.call("/te/v1/status", headers={"Host": host})[0] == 200, host
+
+
+def test_idle_connections_are_closed_after_the_rest_timeout(controller, tmp_path):
+    """Slow-loris: a connection that sends nothing does not hold the server forever."""
+    import time
+
+    config = tmp_path / "ryute.toml"
+    config.write_text("rest_timeout_s = 1.0\n")
+    ctl = controller("--config", str(config)).wait_ready()
+    with socket.create_connection(("127.0.0.1", ctl.rest_port), timeout=10) as sock:
+        sock.sendall(b"GET /te/v1/status HTTP/1.1\r\nHost: localhost\r\n")  # never finished
+        started = time.monotonic()
+        sock.recv(1024)  # b"" once the server closes; a TimeoutError after 10 s if it never does
+        closed_after = time.monotonic() - started
+    assert closed_after < 5
+    assert ctl.call("/te/v1/status")[0] == 200
