@@ -48,8 +48,11 @@ MEMBERS = ("manifest.json", "metadata.json", "weights.pt")
 #: A model file larger than this is refused before anything is read (the shipped ones are < 3 MB).
 MAX_BYTES = 256 * 2**20
 #: What each member may inflate to, checked in the zip directory and again while reading.
+SIGNATURE_MEMBER = "signature.json"
 MEMBER_LIMITS = {"manifest.json": 64 * 2**10, "metadata.json": 16 * 2**20,
-                 "weights.pt": MAX_BYTES}
+                 "weights.pt": MAX_BYTES, SIGNATURE_MEMBER: 4 * 2**10}
+#: Trusted public keys: a PEM file or folder (see agents.model_signing), or already loaded.
+TrustedKeys = str | os.PathLike | dict | None
 MAX_JSON_DEPTH = 32
 #: Shape limits, checked from the metadata before the network is built (anything allocated).
 MAX_HIDDEN = 4096
@@ -171,15 +174,20 @@ def resolve_model(spec: str | os.PathLike, topology: str = "") -> Path:
     return path
 
 
-def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(metadata, state_dict)`` of a model file, checksums verified; no topology check."""
-    metadata, state, _ = _read_model(Path(path))
+def read_model(path: str | os.PathLike, trusted_keys: TrustedKeys = None
+               ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(metadata, state_dict)`` of a model file, checksums verified (and its signature, with
+    ``trusted_keys``); no topology check."""
+    metadata, state, _ = _read_model(Path(path), trusted_keys)
     return metadata, state
 
 
-def _read_model(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
+def _read_model(path: Path, trusted_keys: TrustedKeys = None
+                ) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
     """``(metadata, state_dict, sha256 of the file)``; every failure a :class:`ModelFileError`."""
     blobs, digest = _read_members(path)
+    if trusted_keys is not None:  # first: nothing of an untrusted file is decoded
+        _check_signature(path, blobs, trusted_keys)
     manifest = _json_object(path, "manifest.json", blobs["manifest.json"])
     expected = manifest.get("sha256")
     if not isinstance(expected, dict):
@@ -200,6 +208,16 @@ def _read_model(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], st
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{path}: weights.pt is not a state_dict of tensors")
     return metadata, state, digest
+
+
+def _check_signature(path: Path, blobs: dict[str, bytes], trusted_keys: TrustedKeys) -> None:
+    from agents.model_signing import SignatureError, check_signature, load_trusted_keys
+
+    try:
+        keys = trusted_keys if isinstance(trusted_keys, dict) else load_trusted_keys(trusted_keys)
+        check_signature(str(path), blobs["manifest.json"], blobs.get(SIGNATURE_MEMBER), keys)
+    except SignatureError as error:
+        raise ModelFileError(str(error)) from None
 
 
 def _open_regular(path: Path) -> io.BufferedReader:
@@ -245,6 +263,8 @@ def _read_members(path: Path) -> tuple[dict[str, bytes], str]:
                     raise ModelFileError(
                         f"{path}: not a ryute model file (missing {', '.join(missing)})")
                 blobs = {m: _read_member(path, z, m) for m in MEMBERS}
+                if SIGNATURE_MEMBER in names:
+                    blobs[SIGNATURE_MEMBER] = _read_member(path, z, SIGNATURE_MEMBER)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
                 EOFError, ValueError, RuntimeError) as e:
             if isinstance(e, ModelFileError):
@@ -383,7 +403,8 @@ def _encoding(metadata: dict[str, Any], path_set: PathSet) -> Encoding:
 
 
 def load_agent(
-    spec: str | os.PathLike, path_set: PathSet, topology: str = "", transfer: bool = False
+    spec: str | os.PathLike, path_set: PathSet, topology: str = "", transfer: bool = False,
+    trusted_keys: TrustedKeys = None,
 ) -> AgentPolicy:
     """The agent stored in model file ``spec`` (a path or ``"default"``) for ``path_set``.
 
@@ -396,13 +417,16 @@ def load_agent(
     training topology; the training statistics of the shares, which belong to that topology's
     OD pairs, are dropped, so the adapter's share-drift check does not apply). Other models are
     still refused.
+
+    ``trusted_keys`` (a PEM file or folder of ed25519 public keys, see
+    :mod:`agents.model_signing`): the file must carry a valid signature by one of them.
     """
     # Decisions are small: one torch thread (RYUTE_TORCH_THREADS), else on a busy machine its
     # threads wait for each other (a 3.6 ms Abilene decision took 230 ms with two).
     set_torch_threads()
     path = resolve_model(spec, topology)
     try:
-        return _load_agent(path, path_set, topology, transfer)
+        return _load_agent(path, path_set, topology, transfer, trusted_keys)
     except (ModelFileError, FileNotFoundError):
         raise
     except Exception as err:  # noqa: BLE001 - the file is untrusted: any failure is a refusal
@@ -410,8 +434,9 @@ def load_agent(
         raise ModelFileError(f"{path}: cannot be used ({type(err).__name__}: {err})") from None
 
 
-def _load_agent(path: Path, path_set: PathSet, topology: str, transfer: bool) -> AgentPolicy:
-    metadata, state, digest = _read_model(path)
+def _load_agent(path: Path, path_set: PathSet, topology: str, transfer: bool,
+                trusted_keys: TrustedKeys) -> AgentPolicy:
+    metadata, state, digest = _read_model(path, trusted_keys)
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: metadata format {metadata.get('format')!r:.80}")
     try:

@@ -257,7 +257,8 @@ class RyuteApp(app_manager.OSKenApp):
         if state is None:
             raise ValueError("no topology yet: a model needs the network it was trained for")
         agent = off_hub(_read_agent, spec, state.path_set, self.config.topology or "",
-                        deadline_s=MODEL_LOAD_DEADLINE_S, what=f"model {spec}")
+                        self.config.trusted_keys, deadline_s=MODEL_LOAD_DEADLINE_S,
+                        what=f"model {spec}")
         model_id = agent.metadata.get("id", str(spec))
         agent = faults.wrap_if_enabled(agent)
         self.loop.set_agent(agent, model_id)
@@ -799,7 +800,8 @@ class RyuteApp(app_manager.OSKenApp):
             LOG.error("model %s refused, %s keeps running: %s", spec, self.loop.model_id, error)
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
                             f"model refused, the current one keeps running: {error}") from None
-        return {"model": model_id, "trusted": False}
+        return {"model": model_id, "trusted": False,
+                "signed": self.config.trusted_keys is not None}
 
     def put_decision(self, request: Request) -> dict[str, Any]:
         """In external mode: install these path weights now, if they pass the safety checks."""
@@ -848,10 +850,10 @@ class RyuteApp(app_manager.OSKenApp):
         }
 
 
-def _read_agent(spec: str, path_set, topology: str):
+def _read_agent(spec: str, path_set, topology: str, trusted_keys: str | None):
     from agents.model_file import load_agent  # torch is imported only when a model is used
 
-    return load_agent(spec, path_set, topology)
+    return load_agent(spec, path_set, topology, trusted_keys=trusted_keys)
 
 
 def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:

@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents import evaluate, train_cli
+from agents import evaluate, model_cli, train_cli
 from controller import client, demo, emulate, launcher, logs
 from controller.cli_errors import CliError
 from topologies import cli as topology_cli
 
-AREAS = [topology_cli, evaluate, train_cli, launcher, client, emulate, demo]
+AREAS = [topology_cli, evaluate, train_cli, model_cli, launcher, client, emulate, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

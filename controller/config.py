@@ -57,6 +57,9 @@ class ControllerConfig:
     api_token: str | None = None
     """Bearer token for changes through the REST API; generated at start when the API listens
     on a non-loopback address and none is given. Model changes through REST need one."""
+    trusted_keys: str | None = None
+    """ed25519 public keys (a PEM file, or a folder of *.pub files; ``ryute model keygen``):
+    when set, only model files signed by one of them are loaded (``ryute model sign``)."""
     adapt: bool = False
     """Fine-tune the model on measured matrices in a separate process and hot-swap the better
     candidates (needs a model; uses the API token)."""

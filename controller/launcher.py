@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="start mode (default shadow; external: decisions through the API)")
     parser.add_argument("--api-token", dest="api_token",
                         help="bearer token for REST changes (default: $RYUTE_API_TOKEN)")
+    parser.add_argument("--trusted-keys", dest="trusted_keys",
+                        help="load only models signed by these ed25519 public keys "
+                             "(a PEM file or a folder of *.pub files)")
     parser.add_argument("--decision-log", dest="decision_log",
                         help="append every decision to this JSON-lines file")
     parser.add_argument("--adapt", action="store_const", const=True, default=None,
@@ -52,7 +55,7 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
-        "api_token", "decision_log", "budget_ms", "adapt")}
+        "api_token", "decision_log", "budget_ms", "adapt", "trusted_keys")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"
         overrides["api_token"] = os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
@@ -63,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if config.topology:
         from topologies.catalog import load_topology
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
+    if config.trusted_keys:
+        from agents.model_signing import load_trusted_keys
+        load_trusted_keys(config.trusted_keys)  # a bad key file fails here, in one line
     if config.model and not config.topology:
         raise ValueError("--model needs --topology: a model is trained for one network")
     if config.adapt and not config.model:
