@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         load_trusted_keys(config.trusted_keys)  # a bad key file fails here, in one line
     if config.model and not config.topology:
         raise ValueError("--model needs --topology: a model is trained for one network")
+    if config.adapt and config.trusted_keys:
+        raise ValueError("--adapt with trusted_keys: the adapter's models are not signed, so "
+                         "every one would be refused; use one or the other")
     if config.adapt and not config.model:
         raise ValueError("--adapt needs --model: adaptation fine-tunes a model")
     serve(config)

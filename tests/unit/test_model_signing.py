@@ -102,3 +102,10 @@ def test_a_bad_trusted_keys_setting_refuses_to_start(controller, tmp_path):
     ctl = controller("--trusted-keys", str(tmp_path / "absent.pub"))
     assert ctl.wait_exit() == 2
     assert "absent.pub: cannot read" in ctl.output().strip().splitlines()[-1]
+
+
+def test_adaptation_and_trusted_keys_are_refused_together(controller, keys):
+    _, folder, _ = keys
+    ctl = controller("--model", "default", "--adapt", "--trusted-keys", str(folder))
+    assert ctl.wait_exit() == 2
+    assert "the adapter's models are not signed" in ctl.output().strip().splitlines()[-1]
