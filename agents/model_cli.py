@@ -37,7 +37,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_sign(args: argparse.Namespace) -> int:
-    from agents.model_signing import sign_model
+    from agents.model_file import sign_model
 
     print(f"{args.model}: signed with key {sign_model(args.model, args.key)}")
     return 0

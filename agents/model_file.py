@@ -519,3 +519,22 @@ def make_agent_policy(
     from agents.adapt import AdaptivePolicy
 
     return AdaptivePolicy(agent, graph)
+
+
+def sign_model(path: str | os.PathLike, private_key: str | os.PathLike) -> str:
+    """Add (or replace) the signature of model file ``path``; returns the key id. Written to
+    a temporary file and renamed, so a reader never sees half a file."""
+    from agents.model_signing import SIGNATURE_MEMBER, key_id, load_private_key, signature_document
+
+    path = Path(path)
+    read_model(path)  # only a model that loads is signed
+    key = load_private_key(private_key)
+    with zipfile.ZipFile(path) as z:
+        parts = {name: z.read(name) for name in MEMBERS}
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+        z.writestr(SIGNATURE_MEMBER, signature_document(parts["manifest.json"], key))
+    os.replace(tmp, path)
+    return key_id(key.public_key())

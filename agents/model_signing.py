@@ -15,7 +15,6 @@ import base64
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -121,22 +120,3 @@ def check_signature(source: str, manifest: bytes, signature: bytes | None,
         raise SignatureError(f"{source}: wrong signature (the model was changed after it was "
                              f"signed, or the signature is not key {kid}'s)") from None
     return kid
-
-
-def sign_model(path: str | os.PathLike, private_key: str | os.PathLike) -> str:
-    """Add (or replace) the signature of model file ``path``; returns the key id. Written to
-    a temporary file and renamed, so a reader never sees half a file."""
-    from agents.model_file import MEMBERS, read_model
-
-    path = Path(path)
-    read_model(path)  # only a model that loads is signed
-    key = load_private_key(private_key)
-    with zipfile.ZipFile(path) as z:
-        parts = {name: z.read(name) for name in MEMBERS}
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in parts.items():
-            z.writestr(name, data)
-        z.writestr(SIGNATURE_MEMBER, signature_document(parts["manifest.json"], key))
-    os.replace(tmp, path)
-    return key_id(key.public_key())
