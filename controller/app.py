@@ -40,7 +40,7 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ether_types, ethernet, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from agents.baselines import ShortestPathPolicy
+from agents.baselines import ShortestPathPolicy, fallback_policy
 from controller import faults, openflow, pipeline
 from controller.auth import new_api_token
 from controller.config import ControllerConfig
@@ -239,8 +239,7 @@ class RyuteApp(app_manager.OSKenApp):
         state = self.view.state
         if state is None:
             return None
-        return ShortestPathPolicy(state.path_set, "invcap", ecmp_ties=True, name="invcap",
-                                  strict=False)
+        return fallback_policy(state.path_set)
 
     def load_model(self, spec: str) -> str:
         """Load (or hot-swap) the agent; on any error the current agent keeps running."""

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import shortest_path_decision
+from agents.baselines import fallback_policy
 from controller.auth import new_api_token
 from lab.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
 from lab.replay import (
@@ -126,7 +126,7 @@ def replay_series(config: EmulationConfig, graph):
 
 def fallback_decision(path_set: PathSet) -> Decision:
     """What the controller's fallback installs with every link up (invcap, ECMP ties)."""
-    return shortest_path_decision(path_set, "invcap", ecmp_ties=True)
+    return fallback_policy(path_set).decision()
 
 
 def fallback_mlu(graph, tm) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from agents.agent import AgentPolicy
-from agents.baselines import shortest_path_decision
+from agents.baselines import fallback_policy
 from agents.model_file import load_agent, save_model
 from controller.auth import new_api_token
 from lab.replay import DEFAULT_FLOWS, MLU_TARGET
@@ -82,7 +82,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
         raise ValueError(f"{series.source}: {len(series)} intervals, cannot validate "
                          f"{config.validation} from {start}")
     first_train = encoding.history if config.timesteps else start
-    fallback = shortest_path_decision(agent.path_set, "invcap", ecmp_ties=True)
+    fallback = fallback_policy(agent.path_set).decision()
     # The busiest matrix used at the fallback's MLU_TARGET: no interval saturates a link.
     scale = MLU_TARGET / float(np.max(mlu(agent.path_set, fallback, series.tm[first_train:stop])))
     common = {"traffic_scale": scale, "history": encoding.history,
