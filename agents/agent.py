@@ -202,15 +202,6 @@ class PathNet(nn.Module):
         self.mean.copy_(x.mean(0))
         self.std.copy_(torch.where(x.std(0) > 1e-6, x.std(0), torch.ones_like(self.std)))
 
-    def _softmax(self, logits: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        """Weights per OD pair over its live candidates (a dead path gets ~0)."""
-        z = logits.masked_fill(~live, -1e4)
-        od = self.od.expand_as(z)
-        top = torch.full((z.shape[0], self.n_ods), -torch.inf).scatter_reduce(
-            1, od, z, reduce="amax")
-        e = torch.exp(z - top.gather(1, od).detach())
-        return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
-
     def _congestion(self, flows: torch.Tensor, by_link: torch.Tensor,
                     by_path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Path flows [B, C] -> each path's busiest and average link, [B, C] each, with link
@@ -241,7 +232,8 @@ class PathNet(nn.Module):
         routed = torch.cat([mean, peak])[:, self.od]  # both demands routed in one batch [2B, C]
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
-            weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
+            weights = segment_softmax(self.logit_scale * torch.tanh(logits / self.logit_scale),
+                                      self.od, self.n_ods, live)
             busiest, average = self._congestion(weights.repeat(2, 1) * routed, by_link, by_path)
             congestion = [weights, busiest[:batch], average[:batch], busiest[batch:],
                           average[batch:]]
@@ -268,21 +260,36 @@ def share_shift(net: SplitNet | PathNet, encoding: Encoding, od_demand: np.ndarr
 
 
 # ---------------------------------------------------------------------- differentiable fluid model
+def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int,
+                    live: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``logits`` [..., C] within each segment over its ``live`` entries ([C] or
+    [..., C] bool); ``segment`` [C] is each entry's segment (OD pair) in ``[0, n_segments)``.
+
+    The softmax of ``Encoding.weights`` in torch (the decoder and :class:`PathNet`'s rounds both
+    use this one). Dead entries are masked with ``-inf``, so they get exactly 0 as in the numpy
+    decoder (a finite mask is exact only while the live logits stay far above it). A segment with
+    no live entry gets all zeros, where a plain ``-inf`` softmax would give 0/0: its maximum is
+    taken as 0 and its total as 1, so neither the weights nor their gradients are ever NaN.
+    """
+    z = logits.masked_fill(~live, -torch.inf)
+    index = segment.expand_as(z)
+    shape = (*z.shape[:-1], n_segments)
+    top = z.new_full(shape, -torch.inf).scatter_reduce(-1, index, z, reduce="amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
+    e = torch.exp(z - top.gather(-1, index))
+    total = z.new_zeros(shape).scatter_add(-1, index, e)
+    total = torch.where(total > 0, total, torch.ones_like(total))
+    return e / total.gather(-1, index)
+
+
 def decode_torch(encoding: Encoding, action: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
     """Candidate weights [B, C] of actions [B, C]: ``Encoding.weights`` restricted to candidates.
 
     ``live`` [C] or [B, C] bool marks candidates that use no down link.
     """
-    od = torch.tensor(encoding.candidate_od)
-    logits = encoding.logit_scale * action.clamp(-1, 1)
-    logits = logits.masked_fill(~live, float("-inf"))
-    # Softmax per OD pair: subtract the per-OD max (scatter_reduce), exponentiate, normalize.
-    shape = (*logits.shape[:-1], encoding.path_set.n_ods)
-    top = torch.full(shape, float("-inf")).scatter_reduce(
-        -1, od.expand_as(logits), logits, reduce="amax")
-    e = torch.exp(logits - top.gather(-1, od.expand_as(logits)).detach())
-    total = torch.zeros(shape).scatter_add(-1, od.expand_as(e), e)
-    return e / total.gather(-1, od.expand_as(e))
+    od = torch.as_tensor(encoding.candidate_od)
+    return segment_softmax(encoding.logit_scale * action.clamp(-1, 1), od,
+                           encoding.path_set.n_ods, live)
 
 
 @dataclass(eq=False)
