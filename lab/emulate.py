@@ -6,7 +6,8 @@ discovery and the hosts, then replay the same matrix sequence once per phase (``
 ``active``, ...), switching the controller's mode through ``PUT /te/v1/mode`` between phases.
 
 Per phase and interval it reports the measured MLU (port counters, as the controller sees
-them in ``/te/v1/topology``, averaged over the interval's steady readings), the fallback's and
+them in ``/te/v1/topology``: the busiest link of the utilization averaged over the interval's
+steady readings, :func:`lab.emulation.interval_mlu`), the fallback's and
 the agent's predicted MLU (``/te/v1/decisions``), packet loss and delivered throughput (the
 replay agents' own counts) and the offered-load error (what the senders sent against the
 plan). Fidelity: for every steady reading, the TE core's link loads (``sim.loads.link_loads``)
@@ -38,7 +39,14 @@ import numpy as np
 
 from agents.baselines import fallback_policy
 from controller.auth import new_api_token
-from lab.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
+from lab.emulation import (
+    Reading,
+    api_request,
+    inside_readings,
+    interval_mlu,
+    replay,
+    wait_until_ready,
+)
 from lab.replay import (
     DEFAULT_FLOWS,
     MLU_RANGE,
@@ -200,7 +208,7 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
         end = begin + plan.interval_s
         inside = inside_readings(run.readings, begin, end)
         steady = inside[SETTLE_READINGS:]
-        measured = [max(r.utilization.values()) for r in steady if r.utilization]
+        measured = interval_mlu(steady, edges_index)  # the MLU of the mean utilization
         # the decisions made on the statistics of this interval's matrix: the first after each
         # inside reading
         decided = []
@@ -251,7 +259,7 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
                      for (u, v), a, b in zip(edges_index, predicted_util, measured_util)}
         intervals.append({
             "interval": j, "begin": begin, "readings": len(steady),
-            "measured_mlu": _mean(measured),
+            "measured_mlu": measured[0] if measured is not None else None,
             "predicted_mlu": predicted,
             "sim_predicted_mlu": _mean([f["predicted_mlu"] for f in fidelity]),
             "sources": {s: sources.count(s) for s in sorted(set(sources))},

@@ -11,10 +11,11 @@ measures it:
 2. matrix t is replayed by the hosts (paced UDP, :mod:`lab.replay`) for ``interval_s`` after a
    warm-up of one poll interval;
 3. the reward is ``-(measured MLU) / (optimal MLU of matrix t)``, the measured MLU being the
-   busiest link's utilization (port counters) averaged over the controller's statistics
-   readings inside the interval. ``info`` adds the fluid model's prediction for the same
-   decision (``predicted_mlu``), the measured mean link loads (``link_loads``, topology units,
-   ``path_set.edges`` order), the loss and the number of readings.
+   busiest link of the utilization (port counters) averaged over the controller's statistics
+   readings inside the interval (:func:`lab.emulation.interval_mlu`, as ``ryute emulate``).
+   ``info`` adds the fluid model's prediction for the same decision (``predicted_mlu``), the
+   measured mean link loads (``link_loads``, topology units, ``path_set.edges`` order), the
+   loss and the number of readings.
 
 The utilization part of the next observation is the measured one; the matrices observed are
 the series' (the offered load, which the replay matches to within 0.1 %). The environment
@@ -42,7 +43,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from controller.auth import new_api_token
-from lab.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
+from lab.emulation import (
+    PROJECT_DIR,
+    api_request,
+    inside_readings,
+    interval_mlu,
+    replay,
+    wait_until_ready,
+)
 from lab.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
@@ -224,23 +232,18 @@ class MininetTEEnv(TEEnv):
         readings = [r for r in inside_readings(run.readings, run.measured_at,
                                                run.measured_at + self.interval_s)
                     if r.utilization]
-        if not readings:
+        measured = interval_mlu(readings, self.path_set.edges)
+        if measured is None:
             raise RuntimeError(
                 f"no statistics reading of the controller inside the {self.interval_s:g} s "
                 f"interval (poll {self.poll_s:g} s, {len(run.readings)} readings in all): "
                 "lengthen interval_s or check the controller log")
-        edges = self.path_set.edges
-        util = np.array([[r.utilization.get((str(u), str(v)), np.nan) for u, v in edges]
-                         for r in readings])
-        # The interval's MLU is that of the mean utilization (what the fluid model predicts);
-        # the mean of per-reading maxima would be biased up by the noise of short windows.
-        mean_util = np.nan_to_num(np.nanmean(util, axis=0))
+        measured_mlu, mean_util = measured  # the MLU of the mean utilization (interval_mlu)
         loads = mean_util * self.path_set.capacities
-        measured = float(mean_util.max())
         counts = collect_reports(plan, run.reports)
         sent = float(counts.sent_packets[1:].sum())
         loss = float((sent - counts.received_packets[1:].sum()) / sent) if sent else None
-        return measured, loads, len(readings), loss
+        return measured_mlu, loads, len(readings), loss
 
 
 def poll_interval_for(interval_s: float) -> float:
