@@ -1,8 +1,8 @@
 """The Mininet-backed TE environment: the fluid environment's spaces, real switches and packets.
 
 :class:`MininetTEEnv` is a :class:`sim.env.TEEnv` (same observation and action spaces, same
-episodes over the same series, same optimum) whose ``step`` does not compute the MLU but
-measures it:
+episodes over the same series, same optimum, same ``step``) whose routing hook (``_route``)
+does not compute the MLU but measures it:
 
 1. the action's path weights go to the controller, ``PUT /te/v1/decision`` with the API token;
    the controller runs in ``external`` mode, where such a decision is installed at once if it
@@ -40,7 +40,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from numpy.typing import ArrayLike
 
 from controller.auth import new_api_token
 from lab.emulation import (
@@ -133,31 +132,21 @@ class MininetTEEnv(TEEnv):
             raise
 
     # ------------------------------------------------------------------ gymnasium API
-    def step(self, action: ArrayLike) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Install ``action`` through the controller, replay matrix t, measure its MLU."""
-        if self._step >= len(self._episode):
-            raise RuntimeError("the episode is over: call reset()")
-        t = int(self._episode[self._step])
-        weights = self.encoding.weights(action, self._down)
+    def _route(self, t: int, weights: np.ndarray) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """The routing hook of :meth:`TEEnv.step`: install ``weights`` through the controller,
+        replay matrix t, measure its MLU (the rest of ``step`` is the fluid environment's)."""
         answer = self._put_decision(weights)
         measured_mlu, loads, readings, loss = self._replay(t)
-        optimum = float(self._optima[self._down][t])
         predicted = float(mlu(self.path_set, weights, self.series.tm[t]))
-        self._loads = loads
-        self._step += 1
-        truncated = self._step == len(self._episode)
-        after = self._episode[self._step] if not truncated else t + 1
-        info = {"mlu": measured_mlu, "predicted_mlu": predicted, "optimal_mlu": optimum,
-                "ratio": measured_mlu / optimum, "t": t, "down_links": self.down_links,
-                "source": answer["source"], "reasons": answer["reasons"], "loss": loss,
-                "readings": readings, "link_loads": loads}
         log.info("interval %d: measured MLU %.3f (fluid model %.3f, optimum %.3f), %d readings, "
-                 "loss %s", t, measured_mlu, predicted, optimum, readings,
-                 "n/a" if loss is None else f"{loss:.2%}")
+                 "loss %s", t, measured_mlu, predicted, float(self._optima[self._down][t]),
+                 readings, "n/a" if loss is None else f"{loss:.2%}")
         if answer["source"] != "external":
             log.warning("interval %d: the controller installed the %s, not this decision: %s",
                         t, answer["source"], "; ".join(answer["reasons"]) or "no reason given")
-        return self._observe(after), -measured_mlu / optimum, False, truncated, info
+        return measured_mlu, loads, {"predicted_mlu": predicted, "source": answer["source"],
+                                     "reasons": answer["reasons"], "loss": loss,
+                                     "readings": readings, "link_loads": loads}
 
     def close(self) -> None:
         """Stop the testbed this environment started (a given one is left running)."""
