@@ -44,7 +44,7 @@ from agents.baselines import ShortestPathPolicy, fallback_policy
 from controller import faults, openflow, pipeline
 from controller.auth import new_api_token
 from controller.config import ControllerConfig
-from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Outcome
+from controller.decisions import DecisionLog, DecisionLoop, Mode, Outcome
 from controller.discovery import Link, LinkDiscovery
 from controller.metrics import Metrics
 from controller.network import NetworkView
@@ -107,9 +107,7 @@ class RyuteApp(app_manager.OSKenApp):
         self.loop = DecisionLoop(
             self._fallback_policy(), poll_interval_s=config.poll_interval_s,
             mode=Mode(config.mode), runner=green_runner,
-            health=HealthConfig(budget_ms=config.budget_ms, mlu_margin=config.mlu_margin,
-                                drift_factor=config.drift_factor,
-                                recover_after=config.recover_after),
+            health=config.health,
             log=DecisionLog(path=config.decision_log))
         self.model_spec = config.model
         if config.model:

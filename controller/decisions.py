@@ -69,6 +69,15 @@ class HealthConfig:
     recover_after: int = 3
     """Consecutive healthy decisions before the agent is trusted (again)."""
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be > 0, got {getattr(self, name)}"
+                    for name in ("budget_ms", "stale_intervals", "drift_factor")
+                    if not getattr(self, name) > 0]
+        if self.mlu_margin < 0 or self.recover_after < 1:
+            problems.append("mlu_margin must be >= 0 and recover_after >= 1")
+        if problems:
+            raise ValueError("invalid health configuration: " + "; ".join(problems))
+
 
 @dataclass
 class Outcome:
