@@ -39,6 +39,7 @@ import numpy as np
 
 from agents.baselines import fallback_policy
 from controller.auth import new_api_token
+from lab.config import CAPACITY_SCALE, SYNTHETIC_START, default_start, poll_interval_for
 from lab.emulation import (
     Reading,
     api_request,
@@ -70,18 +71,19 @@ LOADED_UTILIZATION = 0.05
 class EmulationConfig:
     topology: str = "abilene"
     traffic: str = "synthetic"
-    capacity_scale: float = 1000.0
+    capacity_scale: float = CAPACITY_SCALE
     interval_s: float = 10.0
     duration_s: float = 120.0
     """Replayed time per phase (warm-up not included): duration / interval matrices."""
     start: int | None = None
-    """First replayed matrix of the series (default: synthetic 120 = 10:00, a file: the start of
-    its last 20 %, the part never used for training)."""
+    """First replayed matrix of the series (default: :func:`lab.config.default_start`, synthetic
+    120 = 10:00, a file: the start of its last 20 %)."""
     seed: int = 0
     traffic_scale: float | None = None
     model: str | None = "default"
     phases: tuple[str, ...] = ("shadow", "active")
     poll_interval_s: float | None = None
+    """Default: :func:`lab.config.poll_interval_for` the interval."""
     warmup_s: float | None = None
     flows: int = DEFAULT_FLOWS
     payload: int | None = None
@@ -99,7 +101,7 @@ class EmulationConfig:
     def poll_s(self) -> float:
         if self.poll_interval_s:
             return self.poll_interval_s
-        return max(0.5, min(2.0, self.interval_s / 5))
+        return poll_interval_for(self.interval_s)
 
     @property
     def payload_bytes(self) -> int:
@@ -118,14 +120,15 @@ def replay_series(config: EmulationConfig, graph):
 
     n = config.n_intervals
     if config.traffic == "synthetic":
-        start = 120 if config.start is None else config.start
+        start = SYNTHETIC_START if config.start is None else config.start
         series = synthetic_traffic(graph, steps=start + n, seed=config.seed)
     else:
         series = load_traffic(config.traffic).aligned_to(graph)
         valid = np.flatnonzero(series.valid_mask)
         series = series._with(tm=series.tm[valid],
                               times=tuple(series.times[i] for i in valid) if series.times else ())
-        start = int(len(series) * 0.8) if config.start is None else config.start
+        start = default_start(config.traffic, len(series)) if config.start is None \
+            else config.start
     if start < 0 or start + n > len(series):
         raise TrafficError(f"{config.traffic}: cannot replay {n} matrices from index {start} "
                            f"of a series of {len(series)}")
@@ -509,8 +512,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--topology", default="abilene", help="catalog name or topology file")
     parser.add_argument("--traffic", default="synthetic",
                         help="a .tm.npz series, or 'synthetic' (the project's generator)")
-    parser.add_argument("--scale", type=float, default=1000.0, dest="capacity_scale",
-                        help="capacities are divided by this in Mininet (default 1000)")
+    parser.add_argument("--scale", type=float, default=CAPACITY_SCALE, dest="capacity_scale",
+                        help=f"capacities are divided by this in Mininet (default "
+                             f"{CAPACITY_SCALE:g})")
     parser.add_argument("--interval", type=float, default=10.0, dest="interval_s",
                         help="seconds each matrix is replayed (default 10)")
     parser.add_argument("--duration", type=float, default=120.0, dest="duration_s",
@@ -526,7 +530,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", type=int, help="first replayed matrix of the series")
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic series")
     parser.add_argument("--poll-interval", type=float, dest="poll_interval_s",
-                        help="controller statistics interval (default interval / 5, 0.5..2 s)")
+                        help="controller statistics interval (default interval / 4, 0.5..2 s)")
     parser.add_argument("--warmup", type=float, dest="warmup_s",
                         help="seconds of the first matrix before the measured ones "
                              "(default 6 poll intervals)")

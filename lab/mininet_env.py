@@ -42,6 +42,7 @@ import networkx as nx
 import numpy as np
 
 from controller.auth import new_api_token
+from lab.config import CAPACITY_SCALE, poll_interval_for
 from lab.emulation import (
     PROJECT_DIR,
     api_request,
@@ -94,7 +95,7 @@ class MininetTEEnv(TEEnv):
         token: str | None = None,
         interval_s: float = 4.0,
         traffic_scale: float | None = None,
-        capacity_scale: float = 1000.0,
+        capacity_scale: float = CAPACITY_SCALE,
         flows: int = DEFAULT_FLOWS,
         mtu: int = 1500,
         run_dir: str | os.PathLike | None = None,
@@ -233,12 +234,6 @@ class MininetTEEnv(TEEnv):
         sent = float(counts.sent_packets[1:].sum())
         loss = float((sent - counts.received_packets[1:].sum()) / sent) if sent else None
         return measured_mlu, loads, len(readings), loss
-
-
-def poll_interval_for(interval_s: float) -> float:
-    """The controller's statistics interval for replay intervals of ``interval_s``: several
-    readings per interval, 0.5 to 2 s."""
-    return max(0.5, min(2.0, interval_s / 4))
 
 
 def _default_scale(graph: nx.DiGraph, series: TrafficSeries, fluid: dict[str, Any]) -> float:

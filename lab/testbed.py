@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from lab.config import CAPACITY_SCALE
 from topologies.catalog import load_topology
 from topologies.mininet import RyuteTopo
 
@@ -154,7 +155,7 @@ class Testbed:
 
     topology: str
     hosts_per_switch: int = 1
-    scale: float = 1000.0
+    scale: float = CAPACITY_SCALE
     log_dir: Path = PROJECT_DIR / "runs" / "logs"
     controller_args: tuple[str, ...] = ()
     poll_interval_s: float = 2.0

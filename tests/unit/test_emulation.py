@@ -34,3 +34,22 @@ def test_links_no_reading_measured_count_as_idle_and_empty_readings_are_skipped(
 def test_no_reading_with_utilization_gives_none():
     assert interval_mlu([], EDGES) is None
     assert interval_mlu([reading(1.0)], EDGES) is None
+
+
+def test_one_poll_rule_gives_the_recorded_runs_their_poll_intervals():
+    from lab.config import poll_interval_for
+    from lab.emulate import EmulationConfig
+
+    # the demo (10 s intervals: 2 s), the Mininet environment's runs (4 s: 1 s; 2 s: 0.5 s)
+    assert [poll_interval_for(s) for s in (10.0, 4.0, 2.0, 0.5, 60.0)] == [2.0, 1.0, 0.5, 0.5, 2.0]
+    assert EmulationConfig(interval_s=4.0).poll_s == 1.0
+    assert EmulationConfig(interval_s=4.0, poll_interval_s=0.7).poll_s == 0.7
+
+
+def test_replays_start_at_ten_o_clock_or_in_the_held_out_part():
+    from lab.config import default_start
+    from lab.mininet_train import default_start as mininet_start
+
+    assert default_start("synthetic", 10) == default_start("synthetic:seed=3", 2000) == 120
+    assert default_start("week.tm.npz", 2016) == 1612
+    assert mininet_start("week.tm.npz", 10, history=12) == 13
