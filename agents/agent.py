@@ -61,6 +61,12 @@ class SplitNet(nn.Module):
     so that they travel with the weights (``state_dict``).
     """
 
+    # buffers (register_buffer), declared for the type checker: nn.Module.__getattr__ is untyped
+    index: torch.Tensor
+    prior: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, index: np.ndarray, n_actions: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
         self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
@@ -132,6 +138,21 @@ class PathNet(nn.Module):
 
     N_STATIC, N_DEMAND, N_CONGESTION = 3, 4, 5
     BLOCK = 4096
+    # buffers (register_buffer), declared for the type checker: nn.Module.__getattr__ is untyped
+    path_ptr: torch.Tensor
+    path_members: torch.Tensor
+    link_ptr: torch.Tensor
+    link_members: torch.Tensor
+    incidence_ones: torch.Tensor
+    path_lengths: torch.Tensor
+    hops: torch.Tensor
+    capacity: torch.Tensor
+    od: torch.Tensor
+    link_up_index: torch.Tensor
+    static: torch.Tensor
+    index: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4):
         super().__init__()
@@ -166,14 +187,17 @@ class PathNet(nn.Module):
         self.register_buffer("std", torch.ones(shares.stop - shares.start))
         n_path = self.N_STATIC + self.N_DEMAND
         self.start = nn.Sequential(nn.Linear(n_path, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.update = nn.Sequential(nn.Linear(n_path + self.N_CONGESTION, hidden), nn.ReLU(),
-                                    nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.update[-1].weight)  # rounds start as no-ops
-        nn.init.zeros_(self.update[-1].bias)
+        first, middle, last = (nn.Linear(n_path + self.N_CONGESTION, hidden),
+                               nn.Linear(hidden, hidden), nn.Linear(hidden, 1))
+        self.update = nn.Sequential(first, nn.ReLU(), middle, nn.ReLU(), last)
+        nn.init.zeros_(last.weight)  # rounds start as no-ops
+        nn.init.zeros_(last.bias)
 
     @property
     def hidden(self) -> int:
-        return self.start[0].out_features
+        first = self.start[0]
+        assert isinstance(first, nn.Linear)
+        return first.out_features
 
     def _over_paths(self, per_link: torch.Tensor, reduce: str) -> torch.Tensor:
         """[B, L] -> [B, C]: ``reduce`` ("max", "min") of each candidate path's links."""
@@ -327,7 +351,8 @@ class AgentPolicy:
 
     name = "agent"
 
-    def __init__(self, net: SplitNet, encoding: Encoding, metadata: dict[str, Any] | None = None):
+    def __init__(self, net: SplitNet | PathNet, encoding: Encoding,
+                 metadata: dict[str, Any] | None = None):
         self.net = net.eval()
         self.encoding = encoding
         self.metadata = metadata or {}

@@ -228,6 +228,7 @@ class Trainer:
         if c.prior == "invcap":
             from agents.baselines import fallback_policy
 
+            assert isinstance(self.net, SplitNet)  # the prior needs network 'mlp' (checked above)
             invcap = fallback_policy(self.path_set).decision()
             chosen = invcap.weights[self.encoding.candidate_ids] > 0
             self.net.set_prior(np.where(chosen, c.prior_strength, 0.0))

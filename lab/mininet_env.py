@@ -36,7 +36,7 @@ import shutil
 import time
 import urllib.error
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -118,6 +118,8 @@ class MininetTEEnv(TEEnv):
         self.interval_s = float(interval_s)
         self.capacity_scale = float(capacity_scale)
         self.flows, self.mtu = int(flows), int(mtu)
+        self.switch_prefix: str
+        self.host_prefix: str
         self.switch_prefix, self.host_prefix = (testbed.switch_prefix, testbed.host_prefix) \
             if testbed is not None else (switch_prefix, host_prefix)
         self.run_dir = Path(run_dir) if run_dir else PROJECT_DIR / "runs" / "mininet-env" / (
@@ -159,8 +161,9 @@ class MininetTEEnv(TEEnv):
     def __enter__(self) -> MininetTEEnv:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.close()
+        return False  # exceptions propagate
 
     # ------------------------------------------------------------------ internals
     @property

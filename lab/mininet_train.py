@@ -86,7 +86,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
     fallback = fallback_policy(agent.path_set).decision()
     # The busiest matrix used at the fallback's MLU_TARGET: no interval saturates a link.
     scale = MLU_TARGET / float(np.max(mlu(agent.path_set, fallback, series.tm[first_train:stop])))
-    common = {"traffic_scale": scale, "history": encoding.history,
+    common: dict[str, Any] = {"traffic_scale": scale, "history": encoding.history,
               "scale_reference": encoding.scale_reference, "logit_scale": encoding.logit_scale,
               "interval_s": config.interval_s, "capacity_scale": config.capacity_scale,
               "flows": config.flows}

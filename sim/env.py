@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import networkx as nx
@@ -77,7 +77,7 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
         cache_dir: where the optima are cached (default :func:`sim.optimal.default_cache_dir`).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # gymnasium's Env declares it so
 
     def __init__(
         self,
@@ -299,7 +299,7 @@ def load_series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph) -
         return traffic.aligned_to(graph)
     name, params = parse_spec(str(traffic))
     if name == "synthetic":
-        values = {key: _number(value) for key, value in params.items()}
+        values: dict[str, Any] = {key: _number(value) for key, value in params.items()}
         return synthetic_traffic(graph, **{"steps": SYNTHETIC_STEPS, "seed": 0, **values})
     return load_traffic(Path(traffic)).aligned_to(graph)
 
