@@ -154,8 +154,12 @@ class PathNet(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4):
+    def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4,
+                 trend: bool = False):
         super().__init__()
+        # trend: also read and route each OD pair's linear-trend forecast of the next share
+        # (what lp_pred forecasts); off in model files written before it existed.
+        self.trend = bool(trend)
         ps, layout = encoding.path_set, encoding.layout
         self.n_ods, self.n_links = ps.n_ods, ps.n_links
         self.history, self.logit_scale = encoding.history, float(encoding.logit_scale)
@@ -185,9 +189,10 @@ class PathNet(nn.Module):
         self.register_buffer("index", torch.arange(shares.start, shares.stop))
         self.register_buffer("mean", torch.zeros(shares.stop - shares.start))
         self.register_buffer("std", torch.ones(shares.stop - shares.start))
-        n_path = self.N_STATIC + self.N_DEMAND
+        n_path = self.N_STATIC + self.N_DEMAND + self.trend
+        n_congestion = self.N_CONGESTION + 2 * self.trend
         self.start = nn.Sequential(nn.Linear(n_path, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        first, middle, last = (nn.Linear(n_path + self.N_CONGESTION, hidden),
+        first, middle, last = (nn.Linear(n_path + n_congestion, hidden),
                                nn.Linear(hidden, hidden), nn.Linear(hidden, 1))
         self.update = nn.Sequential(first, nn.ReLU(), middle, nn.ReLU(), last)
         nn.init.zeros_(last.weight)  # rounds start as no-ops
@@ -241,26 +246,45 @@ class PathNet(nn.Module):
                                                  congestion[i: i + self.BLOCK]], -1))
                           for i in range(0, len(paths), self.BLOCK)]).squeeze(-1)
 
+    def _forecast(self, shares: torch.Tensor) -> torch.Tensor:
+        """[B, H, n_ods] -> [B, n_ods]: the least-squares line through each OD pair's history,
+        one interval ahead, clipped at zero (``agents.baselines.linear_trend`` on shares)."""
+        t = torch.arange(self.history, dtype=shares.dtype)
+        t = t - t.mean()
+        if self.history < 3:
+            return shares[:, -1]
+        slope = (t[None, :, None] * (shares - shares.mean(1, keepdim=True))).sum(1) / (t * t).sum()
+        return (shares.mean(1) + slope * (self.history - (self.history - 1) / 2)).clamp(min=0.0)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[0]
         shares = obs[:, self.index].reshape(batch, self.history, self.n_ods) * self.n_ods
         mean, peak = shares.mean(1), shares.amax(1)
-        demand = torch.stack([torch.log1p(shares[:, -1]), torch.log1p(mean), torch.log1p(peak),
-                              (shares.std(1) / (mean + 1e-6)).clamp(max=5.0)], -1)
+        features = [torch.log1p(shares[:, -1]), torch.log1p(mean), torch.log1p(peak),
+                    (shares.std(1) / (mean + 1e-6)).clamp(max=5.0)]
+        demands = [mean, peak]  # routed in every round, in one batch
+        if self.trend:
+            forecast = self._forecast(shares)
+            features.append(torch.log1p(forecast))
+            demands.append(forecast)
+        demand = torch.stack(features, -1)
         paths = torch.cat([self.static.expand(batch, -1, -1), demand[:, self.od]], -1)
         live = self._over_paths(obs[:, self.link_up_index], "min") > 0.5  # no down link
         logits = self.start(paths).squeeze(-1)
         flat_paths = paths.flatten(0, 1)
         by_link = self._sparse("link", (self.n_links, len(self.od)))
         by_path = self._sparse("path", (len(self.od), self.n_links))
-        routed = torch.cat([mean, peak])[:, self.od]  # both demands routed in one batch [2B, C]
+        routed = torch.cat(demands)[:, self.od]  # [len(demands) * B, C]
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
             weights = segment_softmax(self.logit_scale * torch.tanh(logits / self.logit_scale),
                                       self.od, self.n_ods, live)
-            busiest, average = self._congestion(weights.repeat(2, 1) * routed, by_link, by_path)
-            congestion = [weights, busiest[:batch], average[:batch], busiest[batch:],
-                          average[batch:]]
+            busiest, average = self._congestion(weights.repeat(len(demands), 1) * routed, by_link,
+                                                by_path)
+            congestion = [weights]
+            for k in range(len(demands)):
+                congestion += [busiest[k * batch:(k + 1) * batch],
+                               average[k * batch:(k + 1) * batch]]
             update = self._update(flat_paths, torch.stack(congestion, -1).flatten(0, 1))
             logits = logits + update.view(batch, -1)
         return torch.tanh(logits / self.logit_scale)

@@ -25,7 +25,7 @@ from agents.baselines import BASELINES, make_policy
 from sim.loads import link_loads, mlu
 from sim.optimal import optimal_series
 from sim.paths import METHODS as PATH_METHODS
-from sim.paths import PathSet
+from sim.paths import Link, PathSet
 from sim.policy import Policy
 from sim.state import DEFAULT_HISTORY, NetworkState
 from topologies.traffic import TrafficError, TrafficSeries
@@ -96,14 +96,19 @@ def evaluate(
     history_len: int = DEFAULT_HISTORY,
     path_optimum: bool = False,
     progress: bool = False,
+    down_links: Sequence[Link] = (),
 ) -> Evaluation:
-    """Score every policy on ``intervals`` of ``series`` (already aligned to ``graph``)."""
+    """Score every policy on ``intervals`` of ``series`` (already aligned to ``graph``), with
+    ``down_links`` down throughout (and the optimum computed without them)."""
     intervals = np.asarray([t for t in intervals if t >= 1], dtype=int)
     if len(intervals) == 0:
         raise TrafficError(f"{series.source}: no interval to evaluate (need t >= 1)")
     valid = series.valid_mask
     tm = series.tm
     states = {name: NetworkState(graph.copy(), path_set, history_len) for name in policies}
+    for state in states.values():
+        for u, v in down_links:
+            state.set_link_up(u, v, False)
     results = {name: np.full(len(intervals), np.nan) for name in policies}
     timings = {name: np.full(len(intervals), np.nan) for name in policies}
 
@@ -123,8 +128,10 @@ def evaluate(
                 state.push_matrix(tm[t])
 
     chosen = tm[intervals]
-    optimal = optimal_series(graph, chosen, progress=_lp_progress(progress, "optimum"))
-    candidates = (optimal_series(path_set, chosen, progress=_lp_progress(progress, "path optimum"))
+    optimal = optimal_series(graph, chosen, down_links=down_links,
+                             progress=_lp_progress(progress, "optimum"))
+    candidates = (optimal_series(path_set, chosen, down_links=down_links,
+                                 progress=_lp_progress(progress, "path optimum"))
                   if path_optimum else None)
     times = tuple(series.times[t] for t in intervals) if series.times else ()
     return Evaluation(np.asarray(intervals), times, optimal, results, timings, candidates)
@@ -202,9 +209,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic series")
     parser.add_argument("--path-optimum", action="store_true",
                         help="also solve the optimum restricted to the candidate paths")
+    parser.add_argument("--failures", help="'n-1': also score every method with each single "
+                                           "link down (both directions), against the optimum "
+                                           "with that link down; or links 'A-B,C-D'")
     parser.add_argument("--json", type=Path, help="write the full results as JSON here")
     parser.add_argument("--plot", type=Path, help="draw the ratio CDF of all methods (PNG)")
     parser.set_defaults(func=run)
+
+
+def failure_cases(path_set: PathSet, spec: str) -> tuple[list[tuple[Link, ...]], list[str]]:
+    """``(cases, skipped)`` of ``--failures``: one case per physical link (both directions
+    down), ``"n-1"`` for every link or ``"A-B,C-D"`` for those; a link whose loss leaves some
+    OD pair without a path of the set is skipped, with the reason."""
+    edges = set(path_set.edges)
+    if spec.strip() == "n-1":
+        links = [(u, v) for u, v in path_set.edges if (v, u) not in edges or
+                 path_set.node_index(u) < path_set.node_index(v)]
+    else:
+        links = []
+        for item in (x.strip() for x in spec.split(",") if x.strip()):
+            u, sep, v = item.partition("-")
+            if not sep or (u, v) not in edges:
+                raise ValueError(f"--failures: {item!r} is not a link A-B of the topology "
+                                 "(or use n-1)")
+            links.append((u, v))
+    cases, skipped = [], []
+    for u, v in links:
+        down = tuple(e for e in ((u, v), (v, u)) if e in edges)
+        live = np.add.reduceat(path_set.live_paths(down).astype(np.int64), path_set.od_ptr[:-1])
+        if (live == 0).any():
+            s, d = path_set.od_pairs[int(np.flatnonzero(live == 0)[0])]
+            skipped.append(f"{u}-{v}: leaves {s}->{d} without a path")
+        else:
+            cases.append(down)
+    return cases, skipped
 
 
 def load_series(spec: str, graph: nx.DiGraph, steps: int, seed: int) -> TrafficSeries:
@@ -237,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
                                               adapt=args.adapt, transfer=args.transfer)
         policies = {name: policies[name] for name in methods}
     intervals = select_intervals(series, args.last)
+    failures = failure_cases(path_set, args.failures) if args.failures else None
 
     started = time.perf_counter()
     result = evaluate(graph, series, path_set, policies, intervals, args.history,
@@ -248,6 +287,9 @@ def run(args: argparse.Namespace) -> int:
         seconds=round(elapsed, 2))
     print(format_table(document))
     print(f"{len(result.intervals)} intervals in {elapsed:.1f} s")
+    if failures is not None:
+        document["failures"] = run_failures(graph, series, path_set, policies, intervals,
+                                            args.history, *failures)
     if args.json:
         args.json.write_text(json.dumps(document, indent=1))
         print(f"JSON written to {args.json}")
@@ -255,6 +297,34 @@ def run(args: argparse.Namespace) -> int:
         plot_cdf(result, args.plot)
         print(f"plot written to {args.plot}")
     return 0
+
+
+def run_failures(graph: nx.DiGraph, series: TrafficSeries, path_set: PathSet,
+                 policies: Mapping[str, Policy], intervals: Sequence[int], history: int,
+                 cases: list[tuple[Link, ...]], skipped: list[str]) -> dict[str, Any]:
+    """Every single-link failure case: per case and method the ratio summary; overall, per
+    method, the mean over cases and the worst case."""
+    for reason in skipped:
+        LOG.warning("failure case skipped: %s", reason)
+    per_case = []
+    for down in cases:
+        result = evaluate(graph, series, path_set, policies, intervals, history,
+                          down_links=down)
+        per_case.append({"down": [list(map(str, e)) for e in down],
+                         "methods": {m: result.summary(m)["ratio"] for m in policies}})
+    overall = {m: {"mean": _stat(np.mean, np.array([c["methods"][m]["mean"] for c in per_case])),
+                   "worst_mean": _stat(np.max, np.array([c["methods"][m]["mean"]
+                                                         for c in per_case])),
+                   "worst_p99": _stat(np.max, np.array([c["methods"][m]["p99"]
+                                                        for c in per_case]))}
+               for m in policies} if per_case else {}
+    print(f"\nsingle link failures: {len(per_case)} cases ({len(skipped)} skipped: they "
+          "disconnect an OD pair)")
+    print(f"{'method':10} {'mean':>7} {'worst':>7} {'worst p99':>9}")
+    for m, o in overall.items():
+        print(f"{m:10} {_cell(o['mean'], 3)} {_cell(o['worst_mean'], 3)} "
+              f"{_cell(o['worst_p99'], 3, 9)}")
+    return {"cases": per_case, "skipped": skipped, "overall": overall}
 
 
 def format_table(document: Mapping[str, Any]) -> str:

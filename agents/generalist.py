@@ -165,6 +165,7 @@ class GeneralistConfig:
     logit_scale: float = DEFAULT_LOGIT_SCALE
     hidden: int = 64
     rounds: int = 4
+    trend: bool = False  # PathNet also reads and routes each OD pair's trend forecast
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
@@ -206,51 +207,71 @@ class Task:
         return self.loss.mlu(weights, demands) / optima
 
 
-def _task(name: str, graph: nx.DiGraph, series: TrafficSeries, config: GeneralistConfig,
-          shared: PathNet | None, down_rng: np.random.Generator | None,
-          cache_dir: Path | None) -> Task:
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """What a task needs that is costly to compute (path set, optima): plain data, so that it
+    can be computed in another process (a Ray task) and sent back."""
+
+    name: str
+    path_set: PathSet
+    scale: float
+    samples: Samples
+    down: tuple[Link, ...]
+
+
+def prepare(name: str, index: int, variant: int, config: GeneralistConfig, seed: int,
+            failures: bool, cache_dir: Path | None) -> Prepared:
+    """Task ``variant`` of topology ``name`` (``index`` in its list): a pure function of its
+    arguments (its own random stream), so that it gives the same result in any process."""
+    from sim.optimal import optimal_series
+
+    rng = np.random.default_rng([seed, index, variant])
+    kind = config.variants[variant]
+    graph = capacity_variant(zoo_topology(name), kind, rng)
+    series_seed = 10_000 * (seed + 1) + 10 * index + variant
+    series = (drifting_traffic(graph, config.steps, series_seed)
+              if kind == "perturbed" and config.drifting
+              else synthetic_traffic(graph, steps=config.steps, seed=series_seed))
     path_set = PathSet.from_graph(graph, k=config.paths_k, method=config.path_method)
     totals = series.tm.reshape(len(series), -1).sum(axis=1)
     encoding = Encoding(path_set, scale_reference(totals[totals > 0]), config.history,
                         config.logit_scale)
-    net = PathNet(encoding, config.hidden, config.rounds)
-    if shared is not None:  # one set of weights for every topology
-        net.start, net.update = shared.start, shared.update
-    down = failure_link(path_set, down_rng) if down_rng is not None else ()
+    fail = failures and kind == "as-is" and rng.random() < config.failures
+    down = failure_link(path_set, rng) if fail else ()
     times = decision_times(encoding, series, 0, len(series))
     samples = build_samples(encoding, graph, series, times, cache_dir)
     if down:
-        from sim.optimal import optimal_series
-
-        link_up = encoding.layout["link_up"]
-        mask = path_set.link_mask(down)
         obs = samples.observations.copy()
-        obs[:, link_up] = (~mask).astype(np.float32)
+        obs[:, encoding.layout["link_up"]] = (~path_set.link_mask(down)).astype(np.float32)
         optima = optimal_series(graph, series.tm[times], down_links=down, cache_dir=cache_dir)
         samples = Samples(samples.times, obs, samples.demands, optima.astype(np.float32))
-    return Task(name, encoding, net, samples, down)
+    label = f"{name}/{kind}" + ("/link-down" if down else "")
+    return Prepared(label, path_set, encoding.scale_reference, samples, down)
 
 
 def build_tasks(names: list[str], config: GeneralistConfig, seed: int,
                 cache_dir: Path | None = None, shared: PathNet | None = None,
-                failures: bool = True) -> list[Task]:
-    """Every (topology, variant) task of ``names``; the first task's net is the shared one when
-    ``shared`` is None."""
+                failures: bool = True, ray_address: str | None = None) -> list[Task]:
+    """Every (topology, variant) task of ``names``, prepared locally or, with ``ray_address``
+    (``"local"`` for a local Ray, else a cluster address), as Ray tasks; the PathNet shells are
+    then built here in order, so the result does not depend on where the work ran. The first
+    task's net is the shared one when ``shared`` is None."""
+    jobs = [(name, i, j, config, seed, failures, cache_dir)
+            for i, name in enumerate(names) for j in range(len(config.variants))]
+    if ray_address:
+        from agents.cluster import ray_map
+
+        prepared = ray_map(prepare, jobs, ray_address)
+    else:
+        prepared = [prepare(*job) for job in jobs]
     tasks: list[Task] = []
-    for i, name in enumerate(names):
-        rng = np.random.default_rng([seed, i])
-        base = zoo_topology(name)
-        for j, kind in enumerate(config.variants):
-            graph = capacity_variant(base, kind, rng)
-            series_seed = 10_000 * (seed + 1) + 10 * i + j
-            series = (drifting_traffic(graph, config.steps, series_seed)
-                      if kind == "perturbed" and config.drifting
-                      else synthetic_traffic(graph, steps=config.steps, seed=series_seed))
-            fail = failures and kind == "as-is" and rng.random() < config.failures
-            task = _task(f"{name}/{kind}" + ("/link-down" if fail else ""), graph, series,
-                         config, shared, rng if fail else None, cache_dir)
-            shared = shared or task.net
-            tasks.append(task)
+    for p in prepared:
+        encoding = Encoding(p.path_set, p.scale, config.history, config.logit_scale)
+        net = PathNet(encoding, config.hidden, config.rounds, config.trend)
+        if shared is not None:  # one set of weights for every topology
+            net.start, net.update = shared.start, shared.update
+        shared = shared or net
+        tasks.append(Task(p.name, encoding, net, p.samples, p.down))
     return tasks
 
 
@@ -260,7 +281,8 @@ class GeneralistTrainer:
 
     def __init__(self, config: GeneralistConfig | None = None, cache_dir: Path | None = None,
                  train_names: list[str] | None = None,
-                 validation_names: list[str] | None = None) -> None:
+                 validation_names: list[str] | None = None,
+                 ray_address: str | None = None) -> None:
         self.config = c = config or GeneralistConfig()
         torch.manual_seed(c.seed)
         names = train_names if train_names is not None else training_topologies(c.max_nodes)
@@ -270,11 +292,13 @@ class GeneralistTrainer:
                                 if zoo_topology(n).number_of_nodes() <= c.validation_max_nodes]
         self.validation_names = validation_names
         started = time.perf_counter()
-        self.tasks = build_tasks(self.train_names, c, c.seed, cache_dir)
+        self.tasks = build_tasks(self.train_names, c, c.seed, cache_dir,
+                                 ray_address=ray_address)
         self.shared = self.tasks[0].net
         validation_config = GeneralistConfig(**{**asdict(c), "variants": ("as-is", "perturbed")})
         self.validation = build_tasks(self.validation_names, validation_config, c.seed + 1,
-                                      cache_dir, self.shared, failures=False)
+                                      cache_dir, self.shared, failures=False,
+                                      ray_address=ray_address)
         log.info("generalist: %d training tasks (%d topologies), %d validation tasks, %d "
                  "samples, built in %.0f s", len(self.tasks), len(self.train_names),
                  len(self.validation), sum(len(t.samples) for t in self.tasks),
@@ -314,8 +338,9 @@ class GeneralistTrainer:
         with torch.no_grad():
             for task in self.validation:
                 s = task.samples
-                r = task.ratios(torch.as_tensor(s.observations), torch.as_tensor(s.demands),
-                                torch.as_tensor(s.optima)).numpy()
+                # copies: samples prepared by Ray arrive read-only
+                r = task.ratios(torch.tensor(s.observations), torch.tensor(s.demands),
+                                torch.tensor(s.optima)).numpy()
                 per_task[task.name] = {"mean": float(r.mean()),
                                        "p90": float(np.percentile(r, 90)),
                                        "p99": float(np.percentile(r, 99))}

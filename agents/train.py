@@ -107,6 +107,8 @@ class TrainConfig:
     network: str = "mlp"  # "mlp" (SplitNet over the whole observation) or "path" (PathNet)
     path_hidden: int = 64  # PathNet: width of the per-path networks
     path_rounds: int = 4  # PathNet: congestion rounds
+    path_trend: bool = False  # PathNet: also read and route each OD pair's trend forecast
+    init: str = ""  # start from this PathNet model ("generalist" or a file); its shape wins
 
     @classmethod
     def for_topology(cls, topology: str, **values: Any) -> TrainConfig:
@@ -146,10 +148,33 @@ VALIDATION_SYNTHETIC_STEPS = 144
 #: 1.078 / 1.133 on Abilene and 1.018 / 1.036 / 1.049 on GEANT, with 1.036 / 1.091 / 1.186 and
 #: 1.009 / 1.020 / 1.041 on the held-out synthetic series, against the MLP's 1.047 / 1.091 /
 #: 1.125, 1.020 / 1.034 / 1.047, 1.095 / 1.191 / 1.234 and 1.042 / 1.086 / 1.106.
+#: ``ryute train --init``'s departures from the recipe: a PathNet that already decides well
+#: on networks it never saw needs a few epochs on the user's series, not PPO.
+FINETUNE: dict[str, Any] = {"epochs": 3, "timesteps": 0, "synthetic": 8}
+
 RECIPES: dict[str, dict[str, Any]] = {
     "*": {"synthetic": 24, "augment": 0.6, "bursts": 0.3, "network": "path", "epochs": 10,
           "timesteps": 5_000},
 }
+
+
+def init_path(spec: str) -> Path:
+    """The model file of ``--init``: ``"generalist"`` is the shipped generalist."""
+    from agents.model_file import GENERALIST
+
+    return GENERALIST if spec == "generalist" else Path(spec)
+
+
+def init_shape(spec: str) -> dict[str, Any]:
+    """The TrainConfig fields that give the network of PathNet model ``spec`` its shape."""
+    from agents.model_file import ModelFileError, read_model
+
+    shape = read_model(init_path(spec))[0].get("network", {})
+    if shape.get("class") != "PathNet":
+        raise ModelFileError(f"{init_path(spec)}: --init needs a PathNet model, not "
+                             f"{shape.get('class')!r}")
+    return {"network": "path", "path_hidden": int(shape["hidden"]),
+            "path_rounds": int(shape["rounds"]), "path_trend": bool(shape.get("trend", False))}
 
 
 def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:
@@ -158,7 +183,7 @@ def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:
         return SplitNet(feature_index(encoding, config.features), encoding.n_actions,
                         config.hidden)
     if config.network == "path":
-        return PathNet(encoding, config.path_hidden, config.path_rounds)
+        return PathNet(encoding, config.path_hidden, config.path_rounds, config.path_trend)
     raise ValueError(f"network must be 'mlp' or 'path', got {config.network!r}")
 
 
@@ -222,6 +247,8 @@ class Trainer:
             else None
         torch.manual_seed(c.seed)
         self.net = build_net(c, self.encoding)
+        if c.init:
+            self._start_from(c.init)
         self.net.set_normalization(self.train_set.observations)
         if c.prior != "none" and c.network != "mlp":
             raise ValueError(f"prior {c.prior!r} needs network 'mlp'")
@@ -240,6 +267,24 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: tuple[float, dict[str, torch.Tensor]] | None = None
+
+    def _start_from(self, spec: str) -> None:
+        """Copy the shared weights of PathNet model ``spec`` (``"generalist"`` or a file) into
+        the network; the path-set buffers stay this topology's."""
+        from agents.model_file import ModelFileError, read_model
+
+        path = init_path(spec)
+        metadata, state = read_model(path)
+        shape = metadata.get("network", {})
+        if not isinstance(self.net, PathNet) or shape.get("class") != "PathNet" or (
+                shape.get("hidden"), shape.get("rounds"), bool(shape.get("trend", False))) != (
+                self.net.hidden, self.net.rounds, self.net.trend):
+            raise ModelFileError(f"{path}: --init needs a PathNet of the configured shape "
+                                 f"(network 'path', path_hidden {self.config.path_hidden}, "
+                                 f"path_rounds {self.config.path_rounds}); it is {shape}")
+        weights = {k: v for k, v in state.items() if k.startswith(("start.", "update."))}
+        self.net.load_state_dict(weights, strict=False)
+        log.info("starting from %s", path)
 
     def _samples(self, start: int, stop: int, series: TrafficSeries | None = None) -> Samples:
         series = series if series is not None else self.series

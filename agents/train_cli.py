@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction,
                    help="train the generalist over the zoo topologies of the shared data (the "
                         "shipped agents/models/generalist.zip recipe: agents.generalist); "
                         "--config takes GeneralistConfig fields")
+    p.add_argument("--ray-address", help="--generalist: prepare the path sets and LP optima as "
+                                         "Ray tasks: 'local' (ray.init() here) or a cluster "
+                                         "address (needs ryute[cluster])")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.zip)")
     p.add_argument("--env", choices=("fluid", *envs), default="fluid",
                    help="where the agent learns (default fluid)")
@@ -54,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
                                                 "(default runs/train/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from NAME.ckpt if present")
+    p.add_argument("--init", help="the model to start from: fluid: 'generalist' (the shipped "
+                                  "generalist) or a PathNet model file, fine-tuned on this "
+                                  "topology; mininet: the simulation-trained model (default: "
+                                  "'default', the topology's default model)")
     for env in envs.values():
         env.add_options(p)
     p.set_defaults(func=lambda args: _run(args, envs))
@@ -63,6 +70,8 @@ def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     values = json.loads(args.config.read_text()) if args.config else {}
     if args.generalist:
         return _run_generalist(args, values)
+    if args.ray_address:
+        raise ValueError("--ray-address is an option of --generalist")
     for option in ("topology", "traffic"):
         if getattr(args, option) is None:
             raise ValueError(f"--{option} is required (but with --generalist)")
@@ -71,8 +80,10 @@ def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     for key in ("timesteps", "epochs", "seed", "validation", "test"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    from agents.train import TrainConfig, train  # torch: only when training
+    from agents.train import FINETUNE, TrainConfig, init_shape, train  # torch: only now
 
+    if args.init:
+        values = {**FINETUNE, **init_shape(args.init), **values, "init": args.init}
     config = TrainConfig.for_topology(args.topology, **values)
     log_dir = args.log_dir or Path("runs") / "train" / args.out.stem
     _, meta = train(args.topology, args.traffic, args.out, config, args.resume, log_dir,
@@ -93,7 +104,8 @@ def _run_generalist(args: argparse.Namespace, values: dict) -> int:
             values[key] = getattr(args, key)
     from agents.generalist import GeneralistConfig, GeneralistTrainer
 
-    trainer = GeneralistTrainer(GeneralistConfig.from_dict(values))
+    trainer = GeneralistTrainer(GeneralistConfig.from_dict(values),
+                                ray_address=args.ray_address)
     trainer.fit()
     trainer.save(args.out)
     print(f"wrote {args.out}: {len(trainer.train_names)} training topologies, validation "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import eventlet
+import eventlet.wsgi
 import networkx as nx
 import numpy as np
 from eventlet import tpool
@@ -57,6 +58,10 @@ OFP = ofproto_v1_3
 PROBE_MAC = "02:72:79:75:74:65"
 """Source MAC of the controller's own ARP probes (locally administered)."""
 PROBE_INTERVAL_S = 1.0
+MODEL_LOAD_DEADLINE_S = 60.0
+"""A model file takes longer than this to load (read, checked, built): refused."""
+REST_MAX_CONNECTIONS = 256
+"""REST connections served at once; more wait in the listen backlog."""
 
 
 def guarded(handler):
@@ -110,6 +115,7 @@ class RyuteApp(app_manager.OSKenApp):
             health=config.health,
             log=DecisionLog(path=config.decision_log))
         self.model_spec = config.model
+        self.model_resolved: str | None = None  # for --model default: which file, and why
         if config.model:
             try:
                 self.load_model(config.model)
@@ -127,9 +133,13 @@ class RyuteApp(app_manager.OSKenApp):
                 self.api_token = new_api_token()
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
-            server = hub.WSGIServer((self.config.rest_host, self.config.rest_port),
-                                    RestApi(self.rest_routes()))
-            self.threads.append(hub.spawn(server.serve_forever))
+            api = RestApi(self.rest_routes(), loopback_only=_is_loopback(self.config.rest_host))
+            sock = hub.listen((self.config.rest_host, self.config.rest_port))
+            # A bounded pool and a socket timeout: idle or slow-loris connections are closed
+            # instead of holding a green thread each until the API stops answering.
+            self.threads.append(hub.spawn(
+                eventlet.wsgi.server, sock, api, log=hub.LoggingWrapper(),
+                max_size=REST_MAX_CONNECTIONS, socket_timeout=self.config.rest_timeout_s))
             LOG.info("REST API on http://%s:%d/te/v1/status",
                      self.config.rest_host, self.config.rest_port)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
@@ -241,13 +251,14 @@ class RyuteApp(app_manager.OSKenApp):
 
     def load_model(self, spec: str) -> str:
         """Load (or hot-swap) the agent; on any error the current agent keeps running."""
-        from agents.model_file import load_agent  # torch is imported only when a model is used
-
         state = self.view.state
         if state is None:
             raise ValueError("no topology yet: a model needs the network it was trained for")
-        agent = load_agent(spec, state.path_set, self.config.topology or "")
+        agent = off_hub(_read_agent, spec, state.path_set, self.config.topology or "",
+                        self.config.trusted_keys, deadline_s=MODEL_LOAD_DEADLINE_S,
+                        what=f"model {spec}")
         model_id = agent.metadata.get("id", str(spec))
+        self.model_resolved = agent.metadata.get("resolved")  # which default, and why
         agent = faults.wrap_if_enabled(agent)
         self.loop.set_agent(agent, model_id)
         self.model_spec = spec
@@ -743,6 +754,7 @@ class RyuteApp(app_manager.OSKenApp):
             "mode": loop.mode.value,
             "source": loop.source,
             "model": loop.model_id,
+            "model_resolved": self.model_resolved if loop.model_id else None,
             "health": {"trusted": loop.health.trusted if loop.agent else False,
                        "reasons": loop.health.reasons if loop.agent else ["no model loaded"],
                        "healthy_streak": loop.health.streak},
@@ -788,7 +800,8 @@ class RyuteApp(app_manager.OSKenApp):
             LOG.error("model %s refused, %s keeps running: %s", spec, self.loop.model_id, error)
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
                             f"model refused, the current one keeps running: {error}") from None
-        return {"model": model_id, "trusted": False}
+        return {"model": model_id, "trusted": False,
+                "signed": self.config.trusted_keys is not None}
 
     def put_decision(self, request: Request) -> dict[str, Any]:
         """In external mode: install these path weights now, if they pass the safety checks."""
@@ -835,6 +848,26 @@ class RyuteApp(app_manager.OSKenApp):
             "/te/v1/decisions": {"GET": self.decisions_view},
             "/metrics": {"GET": self.metrics_view},
         }
+
+
+def _read_agent(spec: str, path_set, topology: str, trusted_keys: str | None):
+    from agents.model_file import load_agent  # torch is imported only when a model is used
+
+    return load_agent(spec, path_set, topology, trusted_keys=trusted_keys)
+
+
+def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:
+    """``function(*args)`` in a worker thread, waited for at most ``deadline_s``, when running
+    on os-ken's eventlet hub: reading a model file must not stall OpenFlow and REST, which the
+    hub also serves. A late call finishes in the background and its result is dropped. Off
+    the hub (the app in a test, without eventlet's patches) it is a plain call."""
+    if not eventlet.patcher.is_monkey_patched("socket"):
+        return function(*args)
+    try:
+        with eventlet.Timeout(deadline_s):
+            return tpool.execute(function, *args)
+    except eventlet.Timeout:
+        raise ValueError(f"{what}: not done within {deadline_s:g} s, given up") from None
 
 
 def green_runner(call, budget_s: float) -> Outcome:

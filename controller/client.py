@@ -8,6 +8,7 @@ decision log (JSON lines) and says what activating the agent would have changed.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -48,13 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def request(url: str, path: str, method: str = "GET", body: Any = None,
             token: str | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    try:
+        req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    except ValueError as error:
+        raise CliError(f"bad --url {url!r}: {error}") from None
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
-            return json.loads(response.read())
+            raw = response.read()
     except urllib.error.HTTPError as error:
         try:
             message = json.loads(error.read()).get("error", error.reason)
@@ -64,33 +68,67 @@ def request(url: str, path: str, method: str = "GET", body: Any = None,
     except (urllib.error.URLError, OSError) as error:
         raise CliError(f"cannot reach the controller at {url}: {getattr(error, 'reason', error)}") \
             from None
+    except (http.client.InvalidURL, ValueError) as error:  # e.g. a port that is not a number
+        raise CliError(f"bad --url {url!r}: {error}") from None
+    except http.client.HTTPException as error:
+        raise CliError(f"{url} does not speak HTTP as expected: {type(error).__name__}") from None
+    try:
+        answer = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CliError(f"{url}{path} answered something that is not JSON: is it a ryute "
+                       "controller?") from None
+    if not isinstance(answer, dict):
+        raise CliError(f"{url}{path} answered JSON that is not an object: is it a ryute "
+                       "controller?")
+    return answer
 
 
-def _show(args: argparse.Namespace, document: Any, text: str) -> int:
-    print(json.dumps(document, indent=1) if args.json else text)
+def _answer(url: str, path: str, format_answer) -> str:
+    """``format_answer()``, or one line when the answer lacks what a controller sends."""
+    try:
+        return format_answer()
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CliError(f"{url}{path}: not the answer of a ryute controller "
+                       f"({type(error).__name__}: {error})") from None
+
+
+def _show(args: argparse.Namespace, document: Any, path: str, format_answer) -> int:
+    """The raw JSON with ``--json``, else ``format_answer()`` (one line when the answer lacks
+    what a controller sends)."""
+    print(json.dumps(document, indent=1) if args.json else _answer(args.url, path, format_answer))
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
     s = request(args.url, "/te/v1/status", token=args.token)
+    return _show(args, s, "/te/v1/status", lambda: _status_text(s))
+
+
+def _status_text(s: dict[str, Any]) -> str:
     health = s["health"]
     trust = "trusted" if health["trusted"] else "untrusted: " + "; ".join(health["reasons"])
     mlu = f"{s['mlu']:.3f}" if s.get("mlu") is not None else "-"
-    text = (f"mode        {s['mode']} (installed: {s['source']})\n"
+    return (f"mode        {s['mode']} (installed: {s['source']})\n"
             f"model       {s['model'] or 'none'} ({trust})\n"
-            f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
+            + (f"            {s['model_resolved']}\n" if s.get("model_resolved") else "")
+            + f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
             f"(topology {s['topology'] or 'discovered'}, version {s['topology_version']})\n"
             f"MLU         {mlu}")
-    return _show(args, s, text)
 
 
 def run_mode(args: argparse.Namespace) -> int:
     answer = request(args.url, "/te/v1/mode", "PUT", {"mode": args.mode}, args.token)
-    return _show(args, answer, f"mode {answer['mode']} (installed now: {answer['source']})")
+    return _show(args, answer, "/te/v1/mode",
+                 lambda: f"mode {answer['mode']} (installed now: {answer['source']})")
 
 
 def run_decisions(args: argparse.Namespace) -> int:
-    answer = request(args.url, f"/te/v1/decisions?limit={args.limit}", token=args.token)
+    path = f"/te/v1/decisions?limit={args.limit}"
+    answer = request(args.url, path, token=args.token)
+    return _show(args, answer, path, lambda: _decisions_text(answer))
+
+
+def _decisions_text(answer: dict[str, Any]) -> str:
     lines = [f"{'seq':>6} {'mode':6} {'source':8} {'fallback':>8} {'agent':>8} {'measured':>8}  "
              "reasons"]
     for d in answer["decisions"]:
@@ -98,7 +136,7 @@ def run_decisions(args: argparse.Namespace) -> int:
         lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:8} {_num(predicted['fallback'])}"
                      f" {_num(predicted['agent'])} {_num(d['measured_mlu'])}  "
                      f"{'; '.join(d['reasons'])}")
-    return _show(args, answer, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def _num(value: float | None) -> str:
@@ -117,13 +155,38 @@ def read_log(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-            record["predicted_mlu"]["fallback"]  # noqa: B018 - the fields every record has
-        except (ValueError, KeyError, TypeError):
-            raise CliError(f"{path}:{number}: not a decision record") from None
+        except (ValueError, RecursionError):
+            raise CliError(f"{path}:{number}: not JSON") from None
+        problem = _record_problem(record)
+        if problem:
+            raise CliError(f"{path}:{number}: not a decision record ({problem})")
         records.append(record)
     if not records:
         raise CliError(f"{path}: no decisions")
     return records
+
+
+def _record_problem(record: Any) -> str | None:
+    """What a decision-log line lacks (None: it is a record the report can use)."""
+    def number(value: Any) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and math.isfinite(value))
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    predicted = record.get("predicted_mlu")
+    if not isinstance(predicted, dict) or "fallback" not in predicted:
+        return "no predicted_mlu.fallback"
+    if not all(number(predicted.get(key)) for key in ("fallback", "agent")) \
+            or not number(record.get("measured_mlu")):
+        return "an MLU that is not a number"
+    seq = record.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return "no integer seq"
+    reasons = record.get("reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        return "reasons must be a list of strings"
+    return None
 
 
 def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:

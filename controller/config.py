@@ -36,6 +36,8 @@ class ControllerConfig:
     """Address of the REST API; loopback by default so nothing is exposed by accident."""
     rest_port: int = 8080
     """Port of the REST API; 0 disables it."""
+    rest_timeout_s: float = 30.0
+    """A REST connection idle (or sending this slowly) for this long is closed."""
     poll_interval_s: float = 5.0
     """Statistics poll interval (2 s is a good value in emulation)."""
     lldp_interval_s: float = 1.0
@@ -58,6 +60,9 @@ class ControllerConfig:
     api_token: str | None = None
     """Bearer token for changes through the REST API; generated at start when the API listens
     on a non-loopback address and none is given. Model changes through REST need one."""
+    trusted_keys: str | None = None
+    """ed25519 public keys (a PEM file, or a folder of *.pub files; ``ryute model keygen``):
+    when set, only model files signed by one of them are loaded (``ryute model sign``)."""
     adapt: bool = False
     """Fine-tune the model on measured matrices in a separate process and hot-swap the better
     candidates (needs a model; uses the API token)."""
@@ -78,7 +83,7 @@ class ControllerConfig:
             problems.append(f"ofp_port must be 1..65535, got {self.ofp_port}")
         if not 0 <= self.rest_port < 65536:
             problems.append(f"rest_port must be 0..65535, got {self.rest_port}")
-        for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s"):
+        for name in ("poll_interval_s", "lldp_interval_s", "link_timeout_s", "rest_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("capacity_scale", "default_capacity_mbps"):
@@ -94,6 +99,9 @@ class ControllerConfig:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:
             problems.append("cookie must be a non-zero 64-bit integer")
+        token_problem = api_token_problem(self.api_token)
+        if token_problem:
+            problems.append(token_problem)
         if problems:
             raise ValueError("invalid controller configuration: " + "; ".join(problems))
 
@@ -133,6 +141,25 @@ class ControllerConfig:
 
     def replace(self, **changes: Any) -> ControllerConfig:
         return dataclasses.replace(self, **changes)
+
+
+def api_token_problem(token: object) -> str | None:
+    """Why ``token`` cannot be the API token (None: it can, or none is set).
+
+    An empty token set by a templated environment (``RYUTE_API_TOKEN=``) must not count as
+    configured: it would stop the generated token on a non-loopback address and match any
+    client whose header strips to nothing. Visible ASCII only, since it travels in an HTTP
+    header, where a space or control character is ambiguous.
+    """
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        return f"api_token must be a string, got {type(token).__name__}"
+    if not token:
+        return "api_token is set but empty (unset it, or give a real token)"
+    if not all("!" <= char <= "~" for char in token):
+        return "api_token may hold visible ASCII characters only (no spaces or control characters)"
+    return None
 
 
 HEALTH_KEYS = tuple(field.name for field in fields(HealthConfig))

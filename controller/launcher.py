@@ -6,8 +6,10 @@ file < options) handed to the app, and a clear error before start-up for a bad t
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 
 from controller.config import ControllerConfig
 
@@ -37,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="start mode (default shadow; external: decisions through the API)")
     parser.add_argument("--api-token", dest="api_token",
                         help="bearer token for REST changes (default: $RYUTE_API_TOKEN)")
+    parser.add_argument("--trusted-keys", dest="trusted_keys",
+                        help="load only models signed by these ed25519 public keys "
+                             "(a PEM file or a folder of *.pub files)")
     parser.add_argument("--decision-log", dest="decision_log",
                         help="append every decision to this JSON-lines file")
     parser.add_argument("--adapt", action="store_const", const=True, default=None,
@@ -50,8 +55,9 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
-        "api_token", "decision_log", "budget_ms", "adapt")}
-    overrides["api_token"] = overrides["api_token"] or os.environ.get("RYUTE_API_TOKEN")
+        "api_token", "decision_log", "budget_ms", "adapt", "trusted_keys")}
+    if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"
+        overrides["api_token"] = os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)
 
 
@@ -60,8 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if config.topology:
         from topologies.catalog import load_topology
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
+    if config.trusted_keys:
+        from agents.model_signing import load_trusted_keys
+        load_trusted_keys(config.trusted_keys)  # a bad key file fails here, in one line
     if config.model and not config.topology:
         raise ValueError("--model needs --topology: a model is trained for one network")
+    if config.adapt and config.trusted_keys:
+        raise ValueError("--adapt with trusted_keys: the adapter's models are not signed, so "
+                         "every one would be refused; use one or the other")
     if config.adapt and not config.model:
         raise ValueError("--adapt needs --model: adaptation fine-tunes a model")
     serve(config)
@@ -78,6 +90,13 @@ def serve(config: ControllerConfig) -> None:
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 
+    listeners = {(config.ofp_host, config.ofp_port): bind_exclusively(
+        "OpenFlow", config.ofp_host, config.ofp_port)}
+    if config.rest_port:
+        listeners[(config.rest_host, config.rest_port)] = bind_exclusively(
+            "REST", config.rest_host, config.rest_port)
+    hub.listen = _prebound_listen(listeners)
+
     cfg.CONF(args=["--ofp-listen-host", config.ofp_host,
                    "--ofp-tcp-listen-port", str(config.ofp_port)],
              project="os_ken", default_config_files=[])
@@ -90,3 +109,47 @@ def serve(config: ControllerConfig) -> None:
         hub.joinall(threads)
     finally:
         manager.close()
+
+
+def bind_exclusively(kind: str, host: str, port: int, backlog: int = 128) -> socket.socket:
+    """A listening socket on (host, port) that no other process shares, or a one-line error.
+
+    eventlet's ``listen``, which os-ken uses, sets ``SO_REUSEPORT``: a second controller on the
+    same ports would start without error and take half the switches and requests (split
+    brain). Without that option a second bind fails; ``SO_REUSEADDR`` only lets a restarted
+    controller reuse ports whose old connections are in TIME_WAIT.
+    """
+    try:
+        family, kind_, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError, OSError) as error:
+        raise ValueError(f"cannot listen for {kind} on {host}:{port}: bad address "
+                         f"({getattr(error, 'strerror', None) or error})") from None
+    sock = socket.socket(family, kind_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ValueError(f"{kind} port {port} on {host} is already in use (another "
+                             "controller?); refusing to start beside it") from None
+        raise ValueError(f"cannot listen for {kind} on {host}:{port}: "
+                         f"{error.strerror or error}") from None
+    return sock
+
+
+def _prebound_listen(listeners: dict[tuple[str, int], socket.socket]):
+    """os-ken's ``hub.listen``, handing out the sockets bound before start-up; any other
+    address is bound without ``SO_REUSEPORT`` as well."""
+    import eventlet
+    from eventlet.greenio import GreenSocket
+
+    def listen(addr, family=socket.AF_INET, backlog=50, reuse_addr=True, reuse_port=None):
+        sock = listeners.pop(tuple(addr), None) if isinstance(addr, tuple) else None
+        if sock is not None:
+            return GreenSocket(sock)  # os-ken's servers accept in green threads
+        return eventlet.listen(addr, family, backlog, reuse_addr, reuse_port=False)
+
+    return listen

@@ -8,6 +8,7 @@ value, or a :class:`Response` for other content (Prometheus text). Every error i
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -48,6 +49,9 @@ class Request:
             data = json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as error:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from None
+        except RecursionError:  # a few KB of "[[[[..." exhaust the parser's stack
+            raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON: nested too deeply") \
+                from None
         if not isinstance(data, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
         unknown = sorted(set(data) - set(allowed))
@@ -77,26 +81,57 @@ Handler = Callable[[Request], Any]
 
 
 def require_token(request: Request, token: str | None) -> None:
-    """Bearer authentication, when a token is configured (constant-time comparison)."""
+    """Bearer authentication, when a token is configured.
+
+    The whole raw header value is compared, in constant time, with ``Bearer TOKEN``: nothing is
+    stripped (``str.strip`` removes characters such as ``\x0c``, ``\x85`` or ``\xa0``, so a
+    stripped header could equal a token it does not hold). An empty token never matches.
+    """
     if token is None:
         return
     header = request.headers.get("authorization", "")
     if not header.startswith("Bearer "):
         raise HttpError(HTTPStatus.UNAUTHORIZED, "this change needs 'Authorization: Bearer TOKEN'")
-    if not hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode()):
+    sent = header.encode("utf-8", "surrogateescape")
+    if not token or not hmac.compare_digest(sent, f"Bearer {token}".encode()):
         raise HttpError(HTTPStatus.FORBIDDEN, "wrong token")
 
 
-class RestApi:
-    """WSGI callable. ``routes`` maps a path to {method: handler}."""
+def is_loopback_name(host_header: str) -> bool:
+    """Whether a ``Host`` header names this machine's loopback (``localhost``, 127.x, ::1),
+    with or without a port."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, routes: dict[str, dict[str, Handler]]) -> None:
+
+class RestApi:
+    """WSGI callable. ``routes`` maps a path to {method: handler}.
+
+    ``loopback_only``: refuse requests whose ``Host`` header is not a loopback name. An API on
+    loopback is reachable from a web page in the operator's browser through DNS rebinding
+    (the page's own name resolves to 127.0.0.1); the browser then sends that name as Host."""
+
+    def __init__(self, routes: dict[str, dict[str, Handler]], loopback_only: bool = False) -> None:
         self.routes = routes
+        self.loopback_only = loopback_only
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         try:
+            host = environ.get("HTTP_HOST")
+            if self.loopback_only and host is not None and not is_loopback_name(host):
+                raise HttpError(HTTPStatus.FORBIDDEN, f"Host {host[:80]!r} is not a loopback "
+                                "name: this API answers only requests addressed to loopback")
             response = self._dispatch(method, path, environ)
         except HttpError as error:
             response = _json(error.status, {"error": str(error)})

@@ -11,9 +11,6 @@ from agents.train_cli import TrainEnv
 
 def _add_options(p: argparse.ArgumentParser) -> None:
     mininet = p.add_argument_group("--env mininet")
-    mininet.add_argument("--init", default="default",
-                         help="the simulation-trained model to start from (default: the "
-                              "shipped model of the topology)")
     mininet.add_argument("--interval", type=float, help="seconds each matrix is replayed (4)")
     mininet.add_argument("--start", type=int, help="first validation interval (synthetic: 120; "
                                                    "a file: the start of its last 20%%)")
@@ -40,7 +37,7 @@ def _run(args: argparse.Namespace, values: dict) -> int:
                          f"{', '.join(sorted(known))}")
     config = MininetTrainConfig(**values)
     run_dir = args.log_dir or Path("runs") / "train" / args.out.stem
-    report = train_in_mininet(args.topology, args.traffic, args.init, args.out, config, run_dir)
+    report = train_in_mininet(args.topology, args.traffic, args.init or "default", args.out, config, run_dir)
     for stage in ("before", "after"):
         if stage in report:
             s = report[stage]

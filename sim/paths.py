@@ -37,13 +37,19 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from sim import flowpaths
+from sim.pathsearch import PathSearch, distances_to, enumerate_within, slack_adjacency
+from topologies.traffic import synthetic_traffic
+
 log = logging.getLogger(__name__)
 
 Node = Hashable
 Link = tuple[Node, Node]
 Path = tuple[Node, ...]
 
-METHODS = ("hops", "invcap", "disjoint")
+METHODS = ("hops", "invcap", "disjoint", "te")
+#: The ``te`` method starts from this many shortest paths by hops (those of ``hops`` with k = 4).
+TE_SHORTEST = 4
 METRICS = ("hops", "invcap")
 #: Path costs are compared after rounding to this many decimals (inverse-capacity costs are floats).
 COST_DECIMALS = 9
@@ -157,21 +163,10 @@ class PathSet:
         k = int(k)
         t0 = time.perf_counter()
         nodes, edges, caps = graph_links(graph)
-        pos = {n: i for i, n in enumerate(nodes)}
-        ref = float(caps.max()) if len(caps) else 1.0
-        h = nx.DiGraph()
-        h.add_nodes_from(nodes)
-        for (u, v), c in zip(edges, caps):
-            h.add_edge(u, v, invcap=ref / c)
-        link_w = {e: ref / c for e, c in zip(edges, caps)}
-
-        def hop_cost(path: Path) -> float:
-            return len(path) - 1
-
-        def inv_cost(path: Path) -> float:
-            return _cost(link_w, path)
-
-        hosts = [n for n in nodes if graph.nodes[n].get("hosts", True)]
+        ranker = _Ranker(nodes, edges, caps)
+        hosts = [i for i, n in enumerate(nodes) if graph.nodes[n].get("hosts", True)]
+        flows = _te_flow_paths(graph, ranker, caps, hosts, k) if method == "te" else {}
+        k_hops = {"hops": k, "te": min(k, TE_SHORTEST)}.get(method, 1)
 
         paths: list[Path] = []
         cand: list[bool] = []
@@ -179,22 +174,24 @@ class PathSet:
             for d in hosts:
                 if s == d:
                     continue
-                by_hops = _ranked(h, s, d, None, hop_cost, k if method == "hops" else 1, pos)
+                by_hops = ranker.ranked(s, d, "hops", k_hops)
                 if not by_hops:
-                    raise ValueError(f"no path from {s!r} to {d!r}")
-                by_inv = _ranked(h, s, d, "invcap", inv_cost, k if method == "invcap" else 1, pos)
+                    raise ValueError(f"no path from {nodes[s]!r} to {nodes[d]!r}")
+                by_inv = ranker.ranked(s, d, "invcap", k if method == "invcap" else 1)
                 if method == "hops":
-                    chosen = [p for _, _, p in by_hops[:k]]
+                    chosen = [p for _, p in by_hops[:k]]
                 elif method == "invcap":
-                    chosen = [p for _, _, p in by_inv[:k]]
+                    chosen = [p for _, p in by_inv[:k]]
+                elif method == "disjoint":
+                    chosen = ranker.greedy_disjoint(s, d, k)
                 else:
-                    chosen = _greedy_disjoint(h, s, d, k, hop_cost, pos)
+                    chosen = _te_candidates(by_hops[:k_hops], flows.get((s, d), []), k)
                 extras = _ties(by_inv) + _ties(by_hops)
-                seen: set[Path] = set()
+                seen: set[tuple[int, ...]] = set()
                 for path, is_cand in [(p, True) for p in chosen] + [(p, False) for p in extras]:
                     if path not in seen:
                         seen.add(path)
-                        paths.append(path)
+                        paths.append(tuple(nodes[i] for i in path))
                         cand.append(is_cand)
         ps = cls(tuple(nodes), tuple(edges), caps, tuple(paths), np.array(cand, bool), k, method)
         log.debug(
@@ -427,23 +424,135 @@ def _ranked(
     return found
 
 
-def _ties(ranked: list[tuple[float, tuple[int, ...], Path]]) -> list[Path]:
+def _te_flow_paths(graph: nx.DiGraph, ranker: _Ranker, caps: np.ndarray, hosts: list[int],
+                   keep: int) -> dict[tuple[int, int], list[tuple[float, tuple[int, ...]]]]:
+    """The flow paths of the ``te`` method (:mod:`sim.flowpaths`) for the host pairs."""
+    if len(hosts) < 2:
+        return {}
+    synthetic = [synthetic_traffic(graph, 1, seed, noise=0.0, bursts_per_day=0.0).tm[0]
+                 for seed in flowpaths.SEEDS]
+    n = len(ranker.nodes)
+    matrices = flowpaths.representative_matrices(n, ranker.tails, ranker.heads, caps, hosts,
+                                                 synthetic)
+    return flowpaths.flow_paths(n, ranker.tails, ranker.heads, caps, hosts, matrices, keep)
+
+
+def _te_candidates(shortest: list[tuple[float, tuple[int, ...]]],
+                   flows: list[tuple[float, tuple[int, ...]]], k: int) -> list[tuple[int, ...]]:
+    """The shortest paths by hops, then the flow paths by decreasing share, k at most."""
+    out = [p for _, p in shortest]
+    for _, p in flows:
+        if len(out) >= k:
+            break
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _ties(ranked: list[tuple[float, tuple[int, ...]]]) -> list[tuple[int, ...]]:
     """Paths tied with the cheapest one (the equal-cost shortest paths), at most MAX_TIES."""
     if not ranked:
         return []
-    return [p for c, _, p in ranked if c == ranked[0][0]][:MAX_TIES]
+    return [p for c, p in ranked if c == ranked[0][0]][:MAX_TIES]
 
 
-def _greedy_disjoint(
-    h: nx.DiGraph, s: Node, d: Node, k: int, cost: Callable[[Path], float], pos: dict[Node, int]
-) -> list[Path]:
-    g = h.copy()
-    out: list[Path] = []
-    while len(out) < k:
-        best = _ranked(g, s, d, None, cost, 1, pos)
-        if not best:
-            break
-        path = best[0][2]
-        out.append(path)
-        g.remove_edges_from(pairwise(path))
-    return out
+class _Ranker:
+    """The ranking of :meth:`PathSet.from_graph`, per OD pair and metric, on node positions.
+
+    Fast (:mod:`sim.pathsearch`: compiled all-pairs distances, then a slack-bounded enumeration per
+    pair) and identical to ranking networkx's Yen enumeration (:func:`_ranked`): the same set of paths
+    (all those within the k-th cost), sorted by the same key. Where more than ``k + MAX_TIES`` paths
+    tie within the k-th cost, the old enumeration order decided which were kept, so those pairs
+    (rare: large grids of equal links) are ranked by :func:`_ranked` itself.
+    """
+
+    def __init__(self, nodes: Sequence[Node], edges: Sequence[Link], caps: np.ndarray) -> None:
+        self.nodes = list(nodes)
+        pos = {n: i for i, n in enumerate(self.nodes)}
+        self.pos = pos
+        self.tails = np.array([pos[u] for u, _ in edges], np.int64)
+        self.heads = np.array([pos[v] for _, v in edges], np.int64)
+        self.edges = list(edges)
+        ref = float(caps.max()) if len(caps) else 1.0
+        inv = [ref / c for c in caps.tolist()]
+        self.inv_w = {(pos[u], pos[v]): w for (u, v), w in zip(edges, inv)}
+        n = len(self.nodes)
+        self.search = {
+            "hops": PathSearch(n, self.tails, self.heads, np.ones(len(edges)), integral=True),
+            "invcap": PathSearch(n, self.tails, self.heads, inv),
+        }
+        self.fallbacks = 0
+        self._h: nx.DiGraph | None = None
+
+    def cost(self, metric: str, path: tuple[int, ...]) -> float:
+        if metric == "hops":
+            return len(path) - 1
+        return _cost(self.inv_w, path)
+
+    def ranked(self, s: int, d: int, metric: str, k: int) -> list[tuple[float, tuple[int, ...]]]:
+        """``(cost, positions)`` of the cheapest simple paths s -> d, best first (see _ranked)."""
+        found = self.search[metric].ranked(s, d, k, k + MAX_TIES)
+        ranked = self._cut(metric, found, k)
+        if ranked is None:
+            return self._nx_ranked(self.graph(), s, d, metric, k)
+        return ranked
+
+    def _cut(self, metric: str, found: list[tuple[int, ...]] | None,
+             k: int) -> list[tuple[float, tuple[int, ...]]] | None:
+        if found is None:
+            return None
+        ranked = sorted((self.cost(metric, p), p) for p in found)
+        if len(ranked) > k:
+            ranked = [r for r in ranked if r[0] <= ranked[k - 1][0]]
+        return None if len(ranked) > k + MAX_TIES else ranked
+
+    def graph(self, removed: Iterable[int] = ()) -> nx.DiGraph:
+        """The networkx graph of the links (without ``removed``), for the fallback."""
+        if self._h is None:
+            h = nx.DiGraph()
+            h.add_nodes_from(self.nodes)
+            for (u, v), t, w in zip(self.edges, self.tails.tolist(), self.heads.tolist()):
+                h.add_edge(u, v, invcap=self.inv_w[t, w])
+            self._h = h
+        gone = [self.edges[i] for i in removed]
+        if not gone:
+            return self._h
+        g = self._h.copy()
+        g.remove_edges_from(gone)
+        return g
+
+    def _nx_ranked(self, h: nx.DiGraph, s: int, d: int, metric: str,
+                   k: int) -> list[tuple[float, tuple[int, ...]]]:
+        self.fallbacks += 1
+        names = {n: i for i, n in enumerate(self.nodes)}
+        link_w = {(self.nodes[a], self.nodes[b]): w for (a, b), w in self.inv_w.items()}
+
+        def cost(path: Path) -> float:
+            return len(path) - 1 if metric == "hops" else _cost(link_w, path)
+
+        weight = None if metric == "hops" else "invcap"
+        return [(c, p) for c, p, _ in _ranked(h, self.nodes[s], self.nodes[d], weight, cost, k,
+                                              names)]
+
+    def greedy_disjoint(self, s: int, d: int, k: int) -> list[tuple[int, ...]]:
+        """Greedy edge-disjoint min-hop paths: take the best, remove its links, repeat."""
+        link_of = {(t, h): i for i, (t, h) in enumerate(zip(self.tails.tolist(),
+                                                             self.heads.tolist()))}
+        alive = np.ones(len(self.edges), bool)
+        out: list[tuple[int, ...]] = []
+        n = len(self.nodes)
+        while len(out) < k:
+            t, h = self.tails[alive], self.heads[alive]
+            ones = np.ones(len(t))
+            to_d = distances_to(n, t, h, ones, d)
+            if not math.isfinite(to_d[s]):
+                break
+            found = enumerate_within(slack_adjacency(n, t, h, ones, to_d), s, d, 1,
+                                     1 + MAX_TIES, 0.0, self.search["hops"].blocks.blocked(s, d))
+            ranked = self._cut("hops", found, 1)
+            if ranked is None:
+                ranked = self._nx_ranked(self.graph(np.flatnonzero(~alive)), s, d, "hops", 1)
+            path = ranked[0][1]
+            out.append(path)
+            alive[[link_of[e] for e in pairwise(path)]] = False
+        return out

@@ -16,6 +16,8 @@ Built-ins:
 - ``fat-tree`` (``k``, even, default 4): k²/4 core, k²/2 aggregation and k²/2 edge switches;
   only edge switches take hosts (node attribute ``hosts``).
 - ``linear`` (``n``, default 4) and ``ring`` (``n``, default 6).
+- ``wan`` (``n`` nodes, ``edge`` of them taking traffic, ``seed``): a seeded Waxman-style
+  wide-area network for scale tests (:func:`wan`).
 
 Generated networks default to 1000 Mbit/s links (``capacity_mbps``).
 """
@@ -51,6 +53,7 @@ __all__ = [
     "physical_links",
     "ring",
     "topology_summary",
+    "wan",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -99,6 +102,51 @@ def ring(n: int = 6, capacity_mbps: float = DEFAULT_CAPACITY_MBPS) -> nx.DiGraph
                       list(zip(names, names[1:] + names[:1])), capacity_mbps)
 
 
+def wan(n: int = 100, edge: int = 20, seed: int = 1,
+        capacity_mbps: float = DEFAULT_CAPACITY_MBPS) -> nx.DiGraph:
+    """A seeded wide-area network of ``n`` nodes, for tests and benchmarks at scale.
+
+    Nodes ``w0..w{n-1}`` lie uniformly on the unit square; the links are the Euclidean
+    minimum spanning tree (so it is connected) plus Waxman links, each pair with probability
+    ``0.4 · exp(-d / a)``, ``a = 1 / sqrt(0.8 π n)``, which keeps the mean degree about 3 at
+    every size, as in backbones. Capacities by degree: a link whose ends both have degree >= 5
+    gets 10x ``capacity_mbps``, >= 3 gets 4x, else 1x (a fat core, thin access). Traffic
+    enters and leaves at the ``edge`` nodes of lowest degree (ties: lower index; node
+    attribute ``hosts``); ``edge = 0`` means every node.
+    """
+    import numpy as np
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    if n < 3:
+        raise TopologyError(f"wan: n must be >= 3, got {n}")
+    if not 0 <= edge <= n or edge == 1:
+        raise TopologyError(f"wan: edge must be 0 (all) or 2..n, got {edge}")
+    rng = np.random.default_rng(seed)
+    xy = rng.random((n, 2))
+    dist = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    tree = minimum_spanning_tree(dist).tocoo()
+    linked = np.zeros((n, n), bool)
+    linked[tree.row, tree.col] = True
+    reach = 1.0 / np.sqrt(0.8 * np.pi * n)
+    linked |= np.triu(rng.random((n, n)) < 0.4 * np.exp(-dist / reach), 1)
+    linked = np.triu(linked | linked.T, 1)
+    degree = (linked | linked.T).sum(1)
+    hosts = np.ones(n, bool) if edge == 0 else np.isin(
+        np.arange(n), np.lexsort((np.arange(n), degree))[:edge])
+    names = [f"w{i}" for i in range(n)]
+    nodes = [NodeFact(names[i], pos=(float(xy[i, 0]), float(xy[i, 1])), hosts=bool(hosts[i]))
+             for i in range(n)]
+    links = []
+    base = positive_number(capacity_mbps, "capacity_mbps",
+                           lambda problem: TopologyError(f"wan: {problem}"))
+    for i, (u, v) in enumerate(zip(*np.nonzero(linked))):
+        low = min(degree[u], degree[v])
+        factor = 10.0 if low >= 5 else 4.0 if low >= 3 else 1.0
+        links.append(LinkFact(names[u], names[v], base * factor, f"link {i}"))
+    return build_graph(f"wan-{n}-{edge}-{seed}", nodes, links,
+                       source=f"wan:n={n},edge={edge},seed={seed}", undirected=True)
+
+
 def _generated(name: str, source: str, nodes: list[NodeFact],
                pairs: Iterable[tuple[str, str]], capacity_mbps: float) -> nx.DiGraph:
     capacity = positive_number(capacity_mbps, "capacity_mbps",
@@ -140,6 +188,10 @@ BUILTINS: dict[str, Builtin] = {
                       "chain of n switches"),
     "ring": Builtin(ring, {"n": 6, "capacity_mbps": DEFAULT_CAPACITY_MBPS},
                     "cycle of n switches"),
+    "wan": Builtin(wan, {"n": 100, "edge": 20, "seed": 1,
+                         "capacity_mbps": DEFAULT_CAPACITY_MBPS},
+                   "seeded Waxman wide-area network, capacities by degree, traffic at the "
+                   "edge nodes of lowest degree"),
 }
 
 

@@ -140,6 +140,11 @@ def _check_unique_dpids(graph: nx.DiGraph, fail) -> None:
         owner[dpid] = node
 
 
+#: Capacities outside these bounds are typos or crafted (1 kbit/s .. 1 Pbit/s).
+MIN_CAPACITY_MBPS = 1e-3
+MAX_CAPACITY_MBPS = 1e9
+
+
 def _check_link(graph: nx.DiGraph, link: LinkFact, fail) -> float:
     def link_fail(problem: str) -> TopologyError:
         return fail(f"{link.where} ({link.src} -> {link.dst}): {problem}")
@@ -149,7 +154,11 @@ def _check_link(graph: nx.DiGraph, link: LinkFact, fail) -> float:
             raise link_fail(f"unknown node '{end}'")
     if link.src == link.dst:
         raise link_fail("self-loop")
-    return positive_number(link.capacity_mbps, "capacity_mbps", link_fail)
+    capacity = positive_number(link.capacity_mbps, "capacity_mbps", link_fail)
+    if not MIN_CAPACITY_MBPS <= capacity <= MAX_CAPACITY_MBPS:  # 1e-320 passed, the LP failed
+        raise link_fail(f"capacity_mbps must be in {MIN_CAPACITY_MBPS:g}..{MAX_CAPACITY_MBPS:g}, "
+                        f"got {link.capacity_mbps!r}")
+    return capacity
 
 
 def positive_number(value: Any, what: str, fail) -> float:
@@ -233,6 +242,8 @@ def read_json(text: str, *, name: str, source: str) -> nx.DiGraph:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise TopologyError(f"{source}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise TopologyError(f"{source}: not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) \
             or not isinstance(data.get("links"), list):
         raise TopologyError(f"{source}: expected an object with 'nodes' and 'links' lists")
@@ -240,6 +251,9 @@ def read_json(text: str, *, name: str, source: str) -> nx.DiGraph:
     if unit != "Mbit/s":
         raise TopologyError(f"{source}: unit must be 'Mbit/s', got {unit!r}")
     coords = data.get("coordinates_lon_lat") or {}
+    if not isinstance(coords, dict):
+        raise TopologyError(f"{source}: coordinates_lon_lat must be an object "
+                            "{name: [lon, lat]}")
     nodes = [_json_node(item, index, coords, source) for index, item in enumerate(data["nodes"])]
     links = [_json_link(item, index, source) for index, item in enumerate(data["links"])]
     return build_graph(str(data.get("name") or name), nodes, links, source=source,
@@ -275,7 +289,16 @@ def _json_link(item: Any, index: int, source: str) -> LinkFact:
     if not isinstance(item, dict) or not {"src", "dst"} <= set(item):
         raise TopologyError(f"{source}: link {index}: expected an object with 'src' and "
                             f"'dst', got {item!r}")
-    extra = {key: item[key] for key in ("igp_weight", "delay") if item.get(key) is not None}
+    def fail(problem: str) -> TopologyError:
+        return TopologyError(f"{source}: link {index}: {problem}")
+
+    extra = {}
+    if item.get("igp_weight") is not None:  # compared between parallel links: a number
+        extra["igp_weight"] = positive_number(item["igp_weight"], "igp_weight", fail)
+    if item.get("delay") is not None:
+        extra["delay"] = item["delay"]
+        if item["delay"] != 0:
+            extra["delay"] = positive_number(item["delay"], "delay", fail)
     return LinkFact(str(item["src"]), str(item["dst"]), item.get("capacity_mbps"),
                     f"link {index}", extra)
 

@@ -172,25 +172,57 @@ def load_traffic(path: str | Path) -> TrafficSeries:
     optional). A non-zero diagonal is dropped with a warning; anything else wrong is a
     TrafficError."""
     source = str(path)
+    _check_npz_members(Path(path), source)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise TrafficError(f"{source}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
         raise TrafficError(f"{source}: not a .tm.npz file: {error}") from None
     for key in ("tm", "nodes"):
         if key not in arrays:
             raise TrafficError(f"{source}: missing key '{key}' (has {sorted(arrays)})")
+    if arrays["tm"].dtype.kind not in "biuf":
+        raise TrafficError(f"{source}: tm must hold numbers, not {arrays['tm'].dtype}")
     tm = np.array(arrays["tm"], dtype=np.float64)
     if tm.ndim == 3 and tm.shape[1] == tm.shape[2] and np.einsum("tii->ti", tm).any():
         LOG.warning("%s: dropping traffic from nodes to themselves (the diagonal)", source)
         tm[:, np.arange(tm.shape[1]), np.arange(tm.shape[1])] = 0.0
-    interval = arrays.get("interval_s")
     return TrafficSeries(tm=tm, nodes=tuple(arrays["nodes"].reshape(-1).tolist()),
                          times=tuple(arrays.get("times", np.array([])).reshape(-1).tolist()),
-                         interval_s=int(interval) if interval is not None else None,
+                         interval_s=_interval(arrays.get("interval_s"), source),
                          source=source)
+
+
+#: What one array of a .tm.npz may inflate to (a week of Cogentco at 5 min is ~0.6 GB).
+MAX_MEMBER_BYTES = 2 * 2**30
+
+
+def _check_npz_members(path: Path, source: str) -> None:
+    """Refuse, from the zip directory, a member that would inflate beyond MAX_MEMBER_BYTES
+    (np.load would allocate all of it first)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except FileNotFoundError:
+        raise TrafficError(f"{source}: no such file") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise TrafficError(f"{source}: not a .tm.npz file: {error}") from None
+    for info in members:
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise TrafficError(f"{source}: member {info.filename} inflates to {info.file_size} "
+                               f"bytes; at most {MAX_MEMBER_BYTES}")
+
+
+def _interval(value: np.ndarray | None, source: str) -> int | None:
+    if value is None:
+        return None
+    if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value).all() \
+            or value.reshape(-1)[0] <= 0 or value.reshape(-1)[0] != int(value.reshape(-1)[0]):
+        raise TrafficError(f"{source}: interval_s must be one positive integer, got "
+                           f"{value.tolist()!r:.60}")
+    return int(value.reshape(-1)[0])
 
 
 def save_traffic(series: TrafficSeries, path: str | Path) -> Path:

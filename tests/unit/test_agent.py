@@ -266,3 +266,17 @@ def test_a_topology_aware_model_transfers_to_another_topology_others_are_refused
     trained_params = dict(agent.net.named_parameters())
     for name, value in moved.net.named_parameters():
         assert torch.equal(value, trained_params[name])
+
+
+def test_pathnet_trend_is_lp_preds_forecast_of_the_shares():
+    from agents.agent import PathNet
+    from agents.baselines import linear_trend
+    from sim.envs.encoding import Encoding
+    from sim.paths import PathSet
+    from topologies.catalog import load_topology
+
+    ps = PathSet.from_graph(load_topology("ring:n=5"), k=2)
+    net = PathNet(Encoding(ps, 1.0, history=6), hidden=8, rounds=2, trend=True)
+    shares = torch.rand(3, 6, ps.n_ods, generator=torch.Generator().manual_seed(0))
+    expected = [linear_trend([h.numpy().astype(np.float64) for h in b], window=6) for b in shares]
+    np.testing.assert_allclose(net._forecast(shares).numpy(), np.stack(expected), atol=1e-5)

@@ -97,3 +97,29 @@ def test_a_model_for_another_topology_is_one_clear_error(ring_model, capsys):
                  "--methods", "agent", "--model", str(ring_model)]) == 2
     error = capsys.readouterr().err
     assert "trained for topology ring5" in error and "Traceback" not in error
+
+
+def test_single_link_failures_are_scored_against_the_optimum_with_the_link_down(tmp_path):
+    topology, traffic = write_case(tmp_path, [8.0, 8.0, 8.0])
+    out = tmp_path / "result.json"
+    assert main(["evaluate", "--topology", topology, "--traffic", traffic,
+                 "--methods", "sp,lp_last,lp_pred", "--failures", "n-1",
+                 "--json", str(out)]) == 0
+    failures = json.loads(out.read_text())["failures"]
+    assert failures["skipped"] == []
+    assert sorted(sorted(map(tuple, c["down"])) for c in failures["cases"]) == [
+        [("A", "B"), ("B", "A")], [("A", "C"), ("C", "A")], [("B", "C"), ("C", "B")]]
+    # with one link down 8 Mbit/s has one path left: every method is optimal (0.8 / 0.8);
+    # against the intact network's optimum (0.4) the ratio would be 2
+    for method in ("sp", "lp_last", "lp_pred"):
+        assert failures["overall"][method]["mean"] == pytest.approx(1.0)
+        assert failures["overall"][method]["worst_p99"] == pytest.approx(1.0)
+    # without failures sp's single path is twice the optimum
+    assert json.loads(out.read_text())["methods"]["sp"]["ratio"]["mean"] == pytest.approx(2.0)
+
+
+def test_a_failure_that_is_not_a_link_is_a_clear_error(tmp_path, capsys):
+    topology, traffic = write_case(tmp_path, [8.0, 8.0])
+    assert main(["evaluate", "--topology", topology, "--traffic", traffic, "--methods", "sp",
+                 "--failures", "A-Z"]) == 2
+    assert "--failures: 'A-Z' is not a link A-B of the topology" in capsys.readouterr().err

@@ -224,3 +224,25 @@ def test_the_shipped_generalist_never_trained_on_a_held_out_network():
     names = metadata["generalist"]["train"]
     assert names and not {family(n) for n in names} & {family(n) for n in HELD_OUT}
     assert not set(metadata["generalist"]["validation"]) & set(HELD_OUT)
+
+
+def test_ray_prepares_the_same_tasks_as_one_process():
+    """Local Ray (what CI runs; a cluster only changes the address): same tasks, same model."""
+    pytest.importorskip("ray", reason="Ray is the optional extra ryute[cluster]")
+    import ray
+
+    config = GeneralistConfig(**{**TINY.__dict__, "epochs": 1})
+    names = dict(train_names=["ring:n=5", "fat-tree:k=4"], validation_names=["ring:n=6"])
+    try:
+        on_ray = GeneralistTrainer(config, ray_address="local", **names)
+        on_ray.fit()
+    finally:
+        ray.shutdown()
+    here = GeneralistTrainer(config, **names)
+    here.fit()
+    assert [t.name for t in on_ray.tasks] == [t.name for t in here.tasks]
+    for a, b in zip(on_ray.tasks, here.tasks):
+        assert a.encoding.path_set == b.encoding.path_set and a.down == b.down
+        np.testing.assert_array_equal(a.samples.optima, b.samples.optima)
+    for x, y in zip(on_ray.shared.state_dict().values(), here.shared.state_dict().values()):
+        assert torch.equal(x, y)

@@ -144,3 +144,23 @@ def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
     assert not app.decision.validate(state.down_links)
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
     app._decide_and_install = lambda: None
+
+
+def test_status_says_which_model_default_resolved_to(capsys):
+    """A network without a shipped model runs the generalist, and says so."""
+    app = RyuteApp(ryute_config=ControllerConfig(topology="nsfnet", model="default"))
+    app._decide_and_install = lambda: None
+    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        status = json.loads(call(url, "/te/v1/status")[1])
+        assert status["model"].startswith("generalist.zip:")
+        assert status["model_resolved"] == ("default: generalist.zip, the generalist (no "
+                                            "shipped model for topology 'nsfnet')")
+        capsys.readouterr()
+        assert main(["status", "--url", url]) == 0
+        assert "default: generalist.zip, the generalist" in capsys.readouterr().out
+    finally:
+        server.shutdown()

@@ -52,7 +52,7 @@ def test_builtins_have_the_documented_size(spec, nodes, directed_links):
 
 
 def test_builtin_names_and_parameters():
-    assert builtin_names() == ["abilene", "geant", "nsfnet", "fat-tree", "linear", "ring"]
+    assert builtin_names() == ["abilene", "geant", "nsfnet", "fat-tree", "linear", "ring", "wan"]
     assert builtin_parameters("fat-tree") == {"k": 4, "capacity_mbps": 1000.0}
     assert builtin_parameters("abilene") == {}
     with pytest.raises(TopologyError, match="not a built-in"):
@@ -310,3 +310,27 @@ def test_cli_bad_topology_exits_2_naming_the_file(tmp_path, capsys):
     assert f"{path}: link 3 (A -> Z): unknown node 'Z'" in capsys.readouterr().err
     assert main(["topology", "show", "ring", "--param", "n"]) == 2
     assert "--param must look like KEY=VALUE" in capsys.readouterr().err
+
+
+def test_wan_is_a_seeded_connected_backbone_with_traffic_at_its_edge():
+    import networkx as nx
+
+    from topologies.catalog import load_topology
+
+    g = load_topology("wan:n=120,edge=24,seed=3")
+    again = load_topology("wan", n=120, edge=24, seed=3)
+    assert sorted(g.edges(data="capacity_mbps")) == sorted(again.edges(data="capacity_mbps"))
+    assert sorted(g.edges) != sorted(load_topology("wan:n=120,edge=24,seed=4").edges)
+    assert nx.is_strongly_connected(g) and g.number_of_nodes() == 120
+    degree = dict(g.out_degree())
+    assert 2.0 <= sum(degree.values()) / 120 <= 3.5  # backbone-like mean degree
+    hosts = [v for v, h in g.nodes(data="hosts") if h]
+    assert len(hosts) == 24 and max(degree[v] for v in hosts) <= min(
+        degree[v] for v in g if v not in hosts)
+    caps = {c for _, _, c in g.edges(data="capacity_mbps")}
+    assert caps <= {1000.0, 4000.0, 10000.0} and len(caps) >= 2
+    every = load_topology("wan:n=10,edge=0")
+    assert all(every.nodes[v]["hosts"] for v in every)
+    for bad, message in (("wan:n=2", "n must be >= 3"), ("wan:n=10,edge=11", "edge must be")):
+        with pytest.raises(TopologyError, match=message):
+            load_topology(bad)
