@@ -2,11 +2,12 @@
 #   make test       unit + integration tests (root: Debian packages, Open vSwitch, Mininet)
 #   make demo       the main job on the embedded default (root)
 #   make test-unit  fast tests that need neither root nor Open vSwitch
+#   make typecheck  mypy on the packages (make test runs it first)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup venv system test test-unit test-integration demo lint clean-venv
+.PHONY: all setup venv system test test-unit test-integration typecheck demo lint clean-venv
 
 all: test
 
@@ -19,6 +20,7 @@ system:
 setup: system venv
 
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: venv
@@ -29,6 +31,10 @@ test-integration: setup
 
 demo: setup
 	$(VENV)/bin/ryute demo
+
+# the packages and options are in pyproject.toml ([tool.mypy])
+typecheck: venv
+	$(PY) -m mypy
 
 lint: venv
 	$(VENV)/bin/ruff check controller agents sim topologies lab tests benchmarks

@@ -61,6 +61,12 @@ class SplitNet(nn.Module):
     so that they travel with the weights (``state_dict``).
     """
 
+    # buffers (register_buffer), declared for the type checker: nn.Module.__getattr__ is untyped
+    index: torch.Tensor
+    prior: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, index: np.ndarray, n_actions: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
         self.register_buffer("index", torch.as_tensor(np.asarray(index), dtype=torch.long))
@@ -132,6 +138,21 @@ class PathNet(nn.Module):
 
     N_STATIC, N_DEMAND, N_CONGESTION = 3, 4, 5
     BLOCK = 4096
+    # buffers (register_buffer), declared for the type checker: nn.Module.__getattr__ is untyped
+    path_ptr: torch.Tensor
+    path_members: torch.Tensor
+    link_ptr: torch.Tensor
+    link_members: torch.Tensor
+    incidence_ones: torch.Tensor
+    path_lengths: torch.Tensor
+    hops: torch.Tensor
+    capacity: torch.Tensor
+    od: torch.Tensor
+    link_up_index: torch.Tensor
+    static: torch.Tensor
+    index: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, encoding: Encoding, hidden: int = 64, rounds: int = 4,
                  trend: bool = False):
@@ -171,14 +192,17 @@ class PathNet(nn.Module):
         n_path = self.N_STATIC + self.N_DEMAND + self.trend
         n_congestion = self.N_CONGESTION + 2 * self.trend
         self.start = nn.Sequential(nn.Linear(n_path, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.update = nn.Sequential(nn.Linear(n_path + n_congestion, hidden), nn.ReLU(),
-                                    nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.update[-1].weight)  # rounds start as no-ops
-        nn.init.zeros_(self.update[-1].bias)
+        first, middle, last = (nn.Linear(n_path + n_congestion, hidden),
+                               nn.Linear(hidden, hidden), nn.Linear(hidden, 1))
+        self.update = nn.Sequential(first, nn.ReLU(), middle, nn.ReLU(), last)
+        nn.init.zeros_(last.weight)  # rounds start as no-ops
+        nn.init.zeros_(last.bias)
 
     @property
     def hidden(self) -> int:
-        return self.start[0].out_features
+        first = self.start[0]
+        assert isinstance(first, nn.Linear)
+        return first.out_features
 
     def _over_paths(self, per_link: torch.Tensor, reduce: str) -> torch.Tensor:
         """[B, L] -> [B, C]: ``reduce`` ("max", "min") of each candidate path's links."""
@@ -206,15 +230,6 @@ class PathNet(nn.Module):
         x = torch.as_tensor(observations, dtype=torch.float32)[:, self.index]
         self.mean.copy_(x.mean(0))
         self.std.copy_(torch.where(x.std(0) > 1e-6, x.std(0), torch.ones_like(self.std)))
-
-    def _softmax(self, logits: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        """Weights per OD pair over its live candidates (a dead path gets ~0)."""
-        z = logits.masked_fill(~live, -1e4)
-        od = self.od.expand_as(z)
-        top = torch.full((z.shape[0], self.n_ods), -torch.inf).scatter_reduce(
-            1, od, z, reduce="amax")
-        e = torch.exp(z - top.gather(1, od).detach())
-        return e / torch.zeros(z.shape[0], self.n_ods).scatter_add(1, od, e).gather(1, od)
 
     def _congestion(self, flows: torch.Tensor, by_link: torch.Tensor,
                     by_path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +277,8 @@ class PathNet(nn.Module):
         routed = torch.cat(demands)[:, self.od]  # [len(demands) * B, C]
         for _ in range(self.rounds):
             # the split the decoder would make of these logits (Encoding.weights: bounded)
-            weights = self._softmax(self.logit_scale * torch.tanh(logits / self.logit_scale), live)
+            weights = segment_softmax(self.logit_scale * torch.tanh(logits / self.logit_scale),
+                                      self.od, self.n_ods, live)
             busiest, average = self._congestion(weights.repeat(len(demands), 1) * routed, by_link,
                                                 by_path)
             congestion = [weights]
@@ -292,21 +308,36 @@ def share_shift(net: SplitNet | PathNet, encoding: Encoding, od_demand: np.ndarr
 
 
 # ---------------------------------------------------------------------- differentiable fluid model
+def segment_softmax(logits: torch.Tensor, segment: torch.Tensor, n_segments: int,
+                    live: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``logits`` [..., C] within each segment over its ``live`` entries ([C] or
+    [..., C] bool); ``segment`` [C] is each entry's segment (OD pair) in ``[0, n_segments)``.
+
+    The softmax of ``Encoding.weights`` in torch (the decoder and :class:`PathNet`'s rounds both
+    use this one). Dead entries are masked with ``-inf``, so they get exactly 0 as in the numpy
+    decoder (a finite mask is exact only while the live logits stay far above it). A segment with
+    no live entry gets all zeros, where a plain ``-inf`` softmax would give 0/0: its maximum is
+    taken as 0 and its total as 1, so neither the weights nor their gradients are ever NaN.
+    """
+    z = logits.masked_fill(~live, -torch.inf)
+    index = segment.expand_as(z)
+    shape = (*z.shape[:-1], n_segments)
+    top = z.new_full(shape, -torch.inf).scatter_reduce(-1, index, z, reduce="amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
+    e = torch.exp(z - top.gather(-1, index))
+    total = z.new_zeros(shape).scatter_add(-1, index, e)
+    total = torch.where(total > 0, total, torch.ones_like(total))
+    return e / total.gather(-1, index)
+
+
 def decode_torch(encoding: Encoding, action: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
     """Candidate weights [B, C] of actions [B, C]: ``Encoding.weights`` restricted to candidates.
 
     ``live`` [C] or [B, C] bool marks candidates that use no down link.
     """
-    od = torch.tensor(encoding.candidate_od)
-    logits = encoding.logit_scale * action.clamp(-1, 1)
-    logits = logits.masked_fill(~live, float("-inf"))
-    # Softmax per OD pair: subtract the per-OD max (scatter_reduce), exponentiate, normalize.
-    shape = (*logits.shape[:-1], encoding.path_set.n_ods)
-    top = torch.full(shape, float("-inf")).scatter_reduce(
-        -1, od.expand_as(logits), logits, reduce="amax")
-    e = torch.exp(logits - top.gather(-1, od.expand_as(logits)).detach())
-    total = torch.zeros(shape).scatter_add(-1, od.expand_as(e), e)
-    return e / total.gather(-1, od.expand_as(e))
+    od = torch.as_tensor(encoding.candidate_od)
+    return segment_softmax(encoding.logit_scale * action.clamp(-1, 1), od,
+                           encoding.path_set.n_ods, live)
 
 
 @dataclass(eq=False)
@@ -344,7 +375,8 @@ class AgentPolicy:
 
     name = "agent"
 
-    def __init__(self, net: SplitNet, encoding: Encoding, metadata: dict[str, Any] | None = None):
+    def __init__(self, net: SplitNet | PathNet, encoding: Encoding,
+                 metadata: dict[str, Any] | None = None):
         self.net = net.eval()
         self.encoding = encoding
         self.metadata = metadata or {}

@@ -1,4 +1,5 @@
-"""The non-learned routing methods every result is compared with; ``invcap`` is also the fallback.
+"""The non-learned routing methods every result is compared with, and the fallback
+(:func:`fallback_policy`: ``invcap`` with ECMP ties).
 
 All are :class:`~sim.policy.Policy` objects over one :class:`~sim.paths.PathSet`, so they are
 evaluated, shadowed and installed exactly like the agent (one weight per path label). Shortest paths
@@ -69,8 +70,26 @@ class ShortestPathPolicy:
 
     def decide(self, state: NetworkState) -> Decision:
         check_path_set(self.path_set, state)
-        return shortest_path_decision(self.path_set, self.metric, self.ecmp_ties, state.down_links,
+        return self.decision(state.down_links)
+
+    def decision(self, down_links: Iterable[Link] = ()) -> Decision:
+        """The decision with ``down_links`` down (the traffic does not matter to shortest paths)."""
+        return shortest_path_decision(self.path_set, self.metric, self.ecmp_ties, down_links,
                                       self.strict)
+
+
+def fallback_policy(path_set: PathSet, strict: bool = False) -> ShortestPathPolicy:
+    """The fallback: shortest live paths under inverse-capacity weights (OSPF's default), the
+    demand split equally over equal-cost ones (ECMP ties). Named ``invcap``.
+
+    It is what the controller installs whenever the agent's decision is not (shadow mode, no
+    model, unhealthy agent), so the experiments and tests that compare with "the fallback" build
+    it here too. ``strict=False`` (the controller's rule): an OD pair whose paths are all down keeps
+    its no-failure route (its demand cannot be carried; the groups stay well-formed) instead of
+    raising ``ValueError``. With every link up ``strict`` makes no difference. The ``invcap``
+    baseline of :data:`BASELINES` differs: it puts each OD pair on its first cheapest path only.
+    """
+    return ShortestPathPolicy(path_set, "invcap", ecmp_ties=True, name="invcap", strict=strict)
 
 
 def last_matrix(history: Sequence[np.ndarray]) -> np.ndarray | None:

@@ -92,7 +92,7 @@ def evaluate(
     series: TrafficSeries,
     path_set: PathSet,
     policies: Mapping[str, Policy],
-    intervals: Sequence[int],
+    intervals: Sequence[int] | np.ndarray,
     history_len: int = DEFAULT_HISTORY,
     path_optimum: bool = False,
     progress: bool = False,
@@ -134,7 +134,7 @@ def evaluate(
                                  progress=_lp_progress(progress, "path optimum"))
                   if path_optimum else None)
     times = tuple(series.times[t] for t in intervals) if series.times else ()
-    return Evaluation(intervals, times, optimal, results, timings, candidates)
+    return Evaluation(np.asarray(intervals), times, optimal, results, timings, candidates)
 
 
 def _progress(iterable, enabled: bool, label: str):

@@ -47,7 +47,8 @@ def split_net_policy(net: SplitNet | PathNet) -> type[ActorCriticPolicy]:
         def _build(self, lr_schedule) -> None:
             super()._build(lr_schedule)
             self.action_net = _Mean(net)  # replaces SB3's linear head, after its orthogonal init
-            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
+            # SB3 types optimizer_class as the base Optimizer, whose __init__ takes no lr
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),  # type: ignore[call-arg]
                                                   **self.optimizer_kwargs)
 
     return SplitNetPolicy

@@ -253,9 +253,10 @@ class Trainer:
         if c.prior != "none" and c.network != "mlp":
             raise ValueError(f"prior {c.prior!r} needs network 'mlp'")
         if c.prior == "invcap":
-            from agents.baselines import shortest_path_decision
+            from agents.baselines import fallback_policy
 
-            invcap = shortest_path_decision(self.path_set, "invcap", ecmp_ties=True)
+            assert isinstance(self.net, SplitNet)  # the prior needs network 'mlp' (checked above)
+            invcap = fallback_policy(self.path_set).decision()
             chosen = invcap.weights[self.encoding.candidate_ids] > 0
             self.net.set_prior(np.where(chosen, c.prior_strength, 0.0))
         elif c.prior != "none":

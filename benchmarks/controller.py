@@ -46,6 +46,7 @@ from typing import Any
 import networkx as nx
 
 from benchmarks.common import emit
+from lab.config import CAPACITY_SCALE
 from lab.testbed import Testbed
 
 COOKIE = 0x5259555445
@@ -329,7 +330,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topologies", default=DEFAULT_TOPOLOGIES,
                         help=f"comma-separated catalog specs (default {DEFAULT_TOPOLOGIES})")
-    parser.add_argument("--scale", type=float, default=1000.0,
+    parser.add_argument("--scale", type=float, default=CAPACITY_SCALE,
                         help="capacity scale (Mbit/s in the file / scale = Mbit/s shaped)")
     parser.add_argument("--repeats", type=int, default=5, help="link failures per topology")
     parser.add_argument("--window", type=float, default=20.0,

@@ -53,6 +53,7 @@ import numpy as np
 
 from benchmarks.common import emit
 from benchmarks.controller import Snoop
+from lab.config import CAPACITY_SCALE
 from lab.testbed import Testbed
 from topologies.catalog import load_topology
 
@@ -357,7 +358,7 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=5,
                         help="mode changes each way (default 5)")
     parser.add_argument("--poll", type=float, default=2.0, help="poll interval s (default 2)")
-    parser.add_argument("--scale", type=float, default=1000.0)
+    parser.add_argument("--scale", type=float, default=CAPACITY_SCALE)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ryute-loop-") as work:

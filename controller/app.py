@@ -41,11 +41,11 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ether_types, ethernet, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from agents.baselines import ShortestPathPolicy
+from agents.baselines import ShortestPathPolicy, fallback_policy
 from controller import faults, openflow, pipeline
 from controller.auth import new_api_token
 from controller.config import ControllerConfig
-from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Outcome
+from controller.decisions import DecisionLog, DecisionLoop, Mode, Outcome
 from controller.discovery import Link, LinkDiscovery
 from controller.metrics import Metrics
 from controller.network import NetworkView
@@ -112,9 +112,7 @@ class RyuteApp(app_manager.OSKenApp):
         self.loop = DecisionLoop(
             self._fallback_policy(), poll_interval_s=config.poll_interval_s,
             mode=Mode(config.mode), runner=green_runner,
-            health=HealthConfig(budget_ms=config.budget_ms, mlu_margin=config.mlu_margin,
-                                drift_factor=config.drift_factor,
-                                recover_after=config.recover_after),
+            health=config.health,
             log=DecisionLog(path=config.decision_log))
         self.model_spec = config.model
         self.model_resolved: str | None = None  # for --model default: which file, and why
@@ -249,8 +247,7 @@ class RyuteApp(app_manager.OSKenApp):
         state = self.view.state
         if state is None:
             return None
-        return ShortestPathPolicy(state.path_set, "invcap", ecmp_ties=True, name="invcap",
-                                  strict=False)
+        return fallback_policy(state.path_set)
 
     def load_model(self, spec: str) -> str:
         """Load (or hot-swap) the agent; on any error the current agent keeps running."""

@@ -207,10 +207,14 @@ def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "predicted_mlu_max": {"fallback": max(fallback, default=None),
                               "agent": max(agent, default=None)},
         "measured_mlu_mean": _mean(measured),
-        "would_change_mean_mlu_by": (_mean(agent) / _mean(fallback) - 1) if both and _mean(
-            fallback) else None,
+        "would_change_mean_mlu_by": _change(_mean(agent), _mean(fallback)) if both else None,
         "unhealthy_reasons": _reason_counts(records),
     }
+
+
+def _change(agent: float | None, fallback: float | None) -> float | None:
+    """agent / fallback - 1, or None when either is missing or the fallback's is 0."""
+    return agent / fallback - 1 if agent is not None and fallback else None
 
 
 def _mean(values: list[float]) -> float | None:

@@ -2,7 +2,8 @@
 
 Precedence (lowest to highest): the defaults below, a TOML file (``--config FILE`` or the
 ``RYUTE_CONFIG`` environment variable), command-line options. Keys in the TOML file have the
-names of the fields below, at top level or under a ``[controller]`` table.
+names of the fields below, at top level or under a ``[controller]`` table; the health fields
+(:class:`~controller.decisions.HealthConfig`) at the same level too, or in a ``health`` table.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+
+from controller.decisions import HealthConfig
 
 # "RYUTE" in ASCII: every rule and group the app installs carries it, so that a restarted
 # controller finds, reconciles and removes its own state without touching anyone else's.
@@ -65,14 +68,11 @@ class ControllerConfig:
     candidates (needs a model; uses the API token)."""
     decision_log: str | None = None
     """JSON-lines file every decision is appended to (None: in memory only)."""
-    budget_ms: float = 50.0
-    """Agent decision time budget; slower decisions are not waited for."""
-    mlu_margin: float = 0.10
-    """The agent is unhealthy when its predicted MLU exceeds the fallback's by this share."""
-    drift_factor: float = 10.0
-    """The agent is unhealthy when the total demand is outside [1/f, f] x its training reference."""
-    recover_after: int = 3
-    """Consecutive healthy decisions before the agent is trusted again."""
+    health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
+    """When the agent is not trusted: ``budget_ms`` (50), ``mlu_margin`` (0.10),
+    ``drift_factor`` (10), ``recover_after`` (3), ``stale_intervals`` (3), documented and
+    checked in :class:`~controller.decisions.HealthConfig`; as keys and options they stand
+    beside the others (``budget_ms = 100``, ``--budget-ms 100``)."""
     cookie: int = DEFAULT_COOKIE
     """OpenFlow cookie of every rule the app installs."""
     log_level: str = "INFO"
@@ -95,11 +95,6 @@ class ControllerConfig:
             problems.append(f"path_method must be hops, invcap or disjoint, got {self.path_method!r}")
         if self.mode not in ("shadow", "active", "external"):
             problems.append(f"mode must be shadow, active or external, got {self.mode!r}")
-        for name in ("budget_ms", "drift_factor"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.mlu_margin < 0 or self.recover_after < 1:
-            problems.append("mlu_margin must be >= 0 and recover_after >= 1")
         if self.link_timeout_s <= self.lldp_interval_s:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:
@@ -125,13 +120,14 @@ class ControllerConfig:
     def from_mapping(
         cls, data: dict[str, Any], source: str = "config", **overrides: Any
     ) -> ControllerConfig:
-        known = {field.name for field in fields(cls)}
+        known = {field.name for field in fields(cls)} | set(HEALTH_KEYS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}")
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
         try:
-            return cls(**merged)
+            health = _health(merged)  # takes the health keys out of merged
+            return cls(health=health, **merged)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{source}: {error}") from error
 
@@ -164,3 +160,21 @@ def api_token_problem(token: object) -> str | None:
     if not all("!" <= char <= "~" for char in token):
         return "api_token may hold visible ASCII characters only (no spaces or control characters)"
     return None
+
+
+HEALTH_KEYS = tuple(field.name for field in fields(HealthConfig))
+
+
+def _health(merged: dict[str, Any]) -> HealthConfig:
+    """Take the health keys out of ``merged`` (a ``health`` table, then the keys beside the
+    others, which win) into one :class:`HealthConfig`."""
+    table = merged.pop("health", None) or {}
+    if isinstance(table, HealthConfig):
+        table = dataclasses.asdict(table)
+    if not isinstance(table, dict):
+        raise ValueError(f"health must be a table of {', '.join(HEALTH_KEYS)}")
+    unknown = sorted(set(table) - set(HEALTH_KEYS))
+    if unknown:
+        raise ValueError("unknown option(s) " + ", ".join(f"health.{key}" for key in unknown))
+    flat = {key: merged.pop(key) for key in HEALTH_KEYS if key in merged}
+    return HealthConfig(**{**table, **flat})

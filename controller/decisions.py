@@ -69,6 +69,15 @@ class HealthConfig:
     recover_after: int = 3
     """Consecutive healthy decisions before the agent is trusted (again)."""
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be > 0, got {getattr(self, name)}"
+                    for name in ("budget_ms", "stale_intervals", "drift_factor")
+                    if not getattr(self, name) > 0]
+        if self.mlu_margin < 0 or self.recover_after < 1:
+            problems.append("mlu_margin must be >= 0 and recover_after >= 1")
+        if problems:
+            raise ValueError("invalid health configuration: " + "; ".join(problems))
+
 
 @dataclass
 class Outcome:
@@ -228,7 +237,10 @@ class DecisionLoop:
         fallback_ms = (time.perf_counter() - started) * 1000
         matrix = state.last_matrix
         predicted = {"fallback": self._predict(state, fallback, matrix), "agent": None}
-        agent_decision, agent_ms, reasons, transition = None, None, [], None
+        agent_decision: Decision | None = None
+        agent_ms: float | None = None
+        reasons: list[str] = []
+        transition = None
         if self.mode is Mode.EXTERNAL:
             agent_decision, agent_ms, reasons = self._run_external(state, now)
             use_agent = agent_decision is not None and not reasons
@@ -258,7 +270,7 @@ class DecisionLoop:
                     else not np.allclose(agent_decision.weights, fallback.weights, atol=1e-3)),
             transition=transition)
         self.log.append(record)
-        return (agent_decision if use_agent else fallback), record
+        return (agent_decision if use_agent and agent_decision is not None else fallback), record
 
     # -- health ------------------------------------------------------------------------------
     def _run_external(self, state: NetworkState, now: float) -> tuple[Decision | None, float,
@@ -279,6 +291,7 @@ class DecisionLoop:
 
     def _run_agent(self, state: NetworkState, now: float) -> tuple[Decision | None, float | None,
                                                                    list[str]]:
+        assert self.agent is not None, "decide() runs the agent only when there is one"
         reasons = []
         if state.updated_at is None or now - state.updated_at > (
                 self.config.stale_intervals * self.poll_interval_s):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -38,7 +39,7 @@ class RateMeter:
 
     def __init__(self) -> None:
         self._last: dict[object, _Sample] = {}
-        self.rates: dict[object, float] = {}
+        self.rates: dict[Any, float] = {}  # keys: (dpid, port) or (dpid, mac) tuples
 
     def sample(self, key: object, byte_count: float, at_s: float) -> None:
         previous = self._last.get(key)
@@ -99,6 +100,7 @@ class NetworkView:
 
     # -- topology ----------------------------------------------------------------------------
     def _expected_graph(self) -> nx.DiGraph:
+        assert self.expected is not None, "called only with a topology file"
         return self.expected.copy()
 
     def _discovered_graph(self) -> nx.DiGraph:
@@ -219,6 +221,7 @@ class NetworkView:
     def link_loads(self) -> np.ndarray:
         """Mbit/s per link of the path set (topology units), from the port counters of each
         link's sender."""
+        assert self.state is not None, "called only once there is a topology"
         path_set = self.state.path_set
         loads = np.zeros(path_set.n_links)
         for i, edge in enumerate(path_set.edges):
@@ -230,6 +233,7 @@ class NetworkView:
     def od_matrix(self) -> np.ndarray:
         """Mbit/s from each switch to each switch (topology units), from the ingress rules'
         byte counters."""
+        assert self.state is not None, "called only once there is a topology"
         path_set = self.state.path_set
         index = {node: i for i, node in enumerate(path_set.nodes)}
         node_of = self.node_of
@@ -245,6 +249,7 @@ class NetworkView:
 
     def record_interval(self, now: float) -> None:
         """Close a statistics interval: current loads and the OD matrix into the state."""
+        assert self.state is not None, "called only once there is a topology"
         self.state.set_loads(self.link_loads(), at=now)
         if self.flow_rates.rates:  # before two samples there is no rate: no matrix, not zeros
             self.state.push_matrix(self.od_matrix())

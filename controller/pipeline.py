@@ -155,6 +155,7 @@ def label_flows_by_switch(fabric: Fabric) -> dict[int, list[Flow]]:
         label = label_of(int(path_id))
         # The first switch pushes the label in its group; it never matches on it.
         for position, node in enumerate(path[1:], start=1):
+            actions: tuple[tuple[str, int], ...]
             if position == len(path) - 1:
                 actions = (("pop_mpls", ETH_IPV4), ("goto", TABLE_DELIVER))
             else:

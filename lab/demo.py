@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from lab.testbed import TestbedError
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = args.out_dir / "run"
     config = EmulationConfig(
         topology=args.topology, traffic="synthetic", interval_s=args.interval,
         duration_s=args.duration, model="default", phases=("shadow", "active"),
         mtu=9000,  # jumbo frames: the userspace datapath's cost is per packet
         json_out=args.out_dir / "demo.json", plot_out=args.out_dir / "mlu.png",
-        run_dir=args.out_dir / "run")
+        run_dir=run_dir)
     try:
         run_emulation(config)
     except TestbedError as error:
@@ -47,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print("\nWhile it runs, the controller's live status is at the REST URL printed above "
           "(`ryute status --url URL`, `/metrics` for Prometheus). Every decision of both "
-          f"phases: {config.run_dir / 'decisions.jsonl'} "
-          f"(`ryute shadow-report {config.run_dir / 'decisions.jsonl'} --plot shadow.png`).")
+          f"phases: {run_dir / 'decisions.jsonl'} "
+          f"(`ryute shadow-report {run_dir / 'decisions.jsonl'} --plot shadow.png`).")
     return 0

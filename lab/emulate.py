@@ -6,7 +6,8 @@ discovery and the hosts, then replay the same matrix sequence once per phase (``
 ``active``, ...), switching the controller's mode through ``PUT /te/v1/mode`` between phases.
 
 Per phase and interval it reports the measured MLU (port counters, as the controller sees
-them in ``/te/v1/topology``, averaged over the interval's steady readings), the fallback's and
+them in ``/te/v1/topology``: the busiest link of the utilization averaged over the interval's
+steady readings, :func:`lab.emulation.interval_mlu`), the fallback's and
 the agent's predicted MLU (``/te/v1/decisions``), packet loss and delivered throughput (the
 replay agents' own counts) and the offered-load error (what the senders sent against the
 plan). Fidelity: for every steady reading, the TE core's link loads (``sim.loads.link_loads``)
@@ -36,9 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import shortest_path_decision
+from agents.baselines import fallback_policy
 from controller.auth import new_api_token
-from lab.emulation import Reading, api_request, inside_readings, replay, wait_until_ready
+from lab.config import CAPACITY_SCALE, SYNTHETIC_START, default_start, poll_interval_for
+from lab.emulation import (
+    Reading,
+    api_request,
+    inside_readings,
+    interval_mlu,
+    replay,
+    wait_until_ready,
+)
 from lab.replay import (
     DEFAULT_FLOWS,
     MLU_RANGE,
@@ -62,18 +71,19 @@ LOADED_UTILIZATION = 0.05
 class EmulationConfig:
     topology: str = "abilene"
     traffic: str = "synthetic"
-    capacity_scale: float = 1000.0
+    capacity_scale: float = CAPACITY_SCALE
     interval_s: float = 10.0
     duration_s: float = 120.0
     """Replayed time per phase (warm-up not included): duration / interval matrices."""
     start: int | None = None
-    """First replayed matrix of the series (default: synthetic 120 = 10:00, a file: the start of
-    its last 20 %, the part never used for training)."""
+    """First replayed matrix of the series (default: :func:`lab.config.default_start`, synthetic
+    120 = 10:00, a file: the start of its last 20 %)."""
     seed: int = 0
     traffic_scale: float | None = None
     model: str | None = "default"
     phases: tuple[str, ...] = ("shadow", "active")
     poll_interval_s: float | None = None
+    """Default: :func:`lab.config.poll_interval_for` the interval."""
     warmup_s: float | None = None
     flows: int = DEFAULT_FLOWS
     payload: int | None = None
@@ -91,7 +101,7 @@ class EmulationConfig:
     def poll_s(self) -> float:
         if self.poll_interval_s:
             return self.poll_interval_s
-        return max(0.5, min(2.0, self.interval_s / 5))
+        return poll_interval_for(self.interval_s)
 
     @property
     def payload_bytes(self) -> int:
@@ -110,14 +120,15 @@ def replay_series(config: EmulationConfig, graph):
 
     n = config.n_intervals
     if config.traffic == "synthetic":
-        start = 120 if config.start is None else config.start
+        start = SYNTHETIC_START if config.start is None else config.start
         series = synthetic_traffic(graph, steps=start + n, seed=config.seed)
     else:
         series = load_traffic(config.traffic).aligned_to(graph)
         valid = np.flatnonzero(series.valid_mask)
         series = series._with(tm=series.tm[valid],
                               times=tuple(series.times[i] for i in valid) if series.times else ())
-        start = int(len(series) * 0.8) if config.start is None else config.start
+        start = default_start(config.traffic, len(series)) if config.start is None \
+            else config.start
     if start < 0 or start + n > len(series):
         raise TrafficError(f"{config.traffic}: cannot replay {n} matrices from index {start} "
                            f"of a series of {len(series)}")
@@ -126,7 +137,7 @@ def replay_series(config: EmulationConfig, graph):
 
 def fallback_decision(path_set: PathSet) -> Decision:
     """What the controller's fallback installs with every link up (invcap, ECMP ties)."""
-    return shortest_path_decision(path_set, "invcap", ecmp_ties=True)
+    return fallback_policy(path_set).decision()
 
 
 def fallback_mlu(graph, tm) -> np.ndarray:
@@ -200,7 +211,7 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
         end = begin + plan.interval_s
         inside = inside_readings(run.readings, begin, end)
         steady = inside[SETTLE_READINGS:]
-        measured = [max(r.utilization.values()) for r in steady if r.utilization]
+        measured = interval_mlu(steady, edges_index)  # the MLU of the mean utilization
         # the decisions made on the statistics of this interval's matrix: the first after each
         # inside reading
         decided = []
@@ -251,7 +262,7 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
                      for (u, v), a, b in zip(edges_index, predicted_util, measured_util)}
         intervals.append({
             "interval": j, "begin": begin, "readings": len(steady),
-            "measured_mlu": _mean(measured),
+            "measured_mlu": measured[0] if measured is not None else None,
             "predicted_mlu": predicted,
             "sim_predicted_mlu": _mean([f["predicted_mlu"] for f in fidelity]),
             "sources": {s: sources.count(s) for s in sorted(set(sources))},
@@ -501,8 +512,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--topology", default="abilene", help="catalog name or topology file")
     parser.add_argument("--traffic", default="synthetic",
                         help="a .tm.npz series, or 'synthetic' (the project's generator)")
-    parser.add_argument("--scale", type=float, default=1000.0, dest="capacity_scale",
-                        help="capacities are divided by this in Mininet (default 1000)")
+    parser.add_argument("--scale", type=float, default=CAPACITY_SCALE, dest="capacity_scale",
+                        help=f"capacities are divided by this in Mininet (default "
+                             f"{CAPACITY_SCALE:g})")
     parser.add_argument("--interval", type=float, default=10.0, dest="interval_s",
                         help="seconds each matrix is replayed (default 10)")
     parser.add_argument("--duration", type=float, default=120.0, dest="duration_s",
@@ -518,7 +530,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", type=int, help="first replayed matrix of the series")
     parser.add_argument("--seed", type=int, default=0, help="seed of a synthetic series")
     parser.add_argument("--poll-interval", type=float, dest="poll_interval_s",
-                        help="controller statistics interval (default interval / 5, 0.5..2 s)")
+                        help="controller statistics interval (default interval / 4, 0.5..2 s)")
     parser.add_argument("--warmup", type=float, dest="warmup_s",
                         help="seconds of the first matrix before the measured ones "
                              "(default 6 poll intervals)")

@@ -8,6 +8,8 @@ Mininet-backed environment (:mod:`lab.mininet_env`) share.
   source addresses and static neighbours on every host (see :mod:`lab.replay`).
 - :func:`replay`: run one :class:`~lab.replay.ReplayPlan` on the hosts while the monitor reads
   the controller; returns the readings and the senders' and receivers' reports.
+- :func:`interval_mlu`: the measured MLU of one replay interval from its readings (the one
+  estimator of both ``ryute emulate`` and the Mininet environment).
 
 Readings: the controller closes a statistics interval at every poll; a reading covers the
 time since the previous one (``start``, None when a reading was missed).
@@ -20,6 +22,8 @@ import random
 import sys
 import time
 import urllib.request
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +134,29 @@ def inside_readings(readings: list[Reading], begin: float, end: float) -> list[R
     """The readings whose window lies inside [begin, end] (queues of the previous matrix drained)."""
     return [r for r in readings if r.start is not None and r.start >= begin + 0.05
             and r.at <= end]
+
+
+def interval_mlu(readings: Sequence[Reading],
+                 edges: Sequence[tuple[Any, Any]]) -> tuple[float, np.ndarray] | None:
+    """The measured MLU of one replay interval and the mean utilization [L] of every link of
+    ``edges`` (0 for a link no reading measured), from the interval's readings; None when none
+    of them measured a link.
+
+    The MLU is that of the mean utilization, ``max_l mean_r u_l(r)``, not the mean of each
+    reading's busiest link: the fluid model predicts each link's mean load over the interval,
+    and a reading covers one poll interval (0.5 to 2 s) of paced UDP whose rates fluctuate, so
+    ``mean_r max_l u_l(r) >= max_l mean_r u_l(r)`` with a gap that grows with the noise and with
+    the number of links near the top (biased up, and more for a decision that balances load).
+    """
+    measured = [r for r in readings if r.utilization]
+    if not measured:
+        return None
+    util = np.array([[r.utilization.get((str(u), str(v)), np.nan) for u, v in edges]
+                     for r in measured])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a link no reading measured: NaN -> 0
+        mean_util = np.nan_to_num(np.nanmean(util, axis=0))
+    return float(mean_util.max()), mean_util
 
 
 def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,

@@ -1,8 +1,8 @@
 """The Mininet-backed TE environment: the fluid environment's spaces, real switches and packets.
 
 :class:`MininetTEEnv` is a :class:`sim.env.TEEnv` (same observation and action spaces, same
-episodes over the same series, same optimum) whose ``step`` does not compute the MLU but
-measures it:
+episodes over the same series, same optimum, same ``step``) whose routing hook (``_route``)
+does not compute the MLU but measures it:
 
 1. the action's path weights go to the controller, ``PUT /te/v1/decision`` with the API token;
    the controller runs in ``external`` mode, where such a decision is installed at once if it
@@ -11,10 +11,11 @@ measures it:
 2. matrix t is replayed by the hosts (paced UDP, :mod:`lab.replay`) for ``interval_s`` after a
    warm-up of one poll interval;
 3. the reward is ``-(measured MLU) / (optimal MLU of matrix t)``, the measured MLU being the
-   busiest link's utilization (port counters) averaged over the controller's statistics
-   readings inside the interval. ``info`` adds the fluid model's prediction for the same
-   decision (``predicted_mlu``), the measured mean link loads (``link_loads``, topology units,
-   ``path_set.edges`` order), the loss and the number of readings.
+   busiest link of the utilization (port counters) averaged over the controller's statistics
+   readings inside the interval (:func:`lab.emulation.interval_mlu`, as ``ryute emulate``).
+   ``info`` adds the fluid model's prediction for the same decision (``predicted_mlu``), the
+   measured mean link loads (``link_loads``, topology units, ``path_set.edges`` order), the
+   loss and the number of readings.
 
 The utilization part of the next observation is the measured one; the matrices observed are
 the series' (the offered load, which the replay matches to within 0.1 %). The environment
@@ -35,14 +36,21 @@ import shutil
 import time
 import urllib.error
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
-from numpy.typing import ArrayLike
 
 from controller.auth import new_api_token
-from lab.emulation import PROJECT_DIR, api_request, inside_readings, replay, wait_until_ready
+from lab.config import CAPACITY_SCALE, poll_interval_for
+from lab.emulation import (
+    PROJECT_DIR,
+    api_request,
+    inside_readings,
+    interval_mlu,
+    replay,
+    wait_until_ready,
+)
 from lab.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
 from sim.env import TEEnv, load_series
 from sim.loads import mlu
@@ -87,7 +95,7 @@ class MininetTEEnv(TEEnv):
         token: str | None = None,
         interval_s: float = 4.0,
         traffic_scale: float | None = None,
-        capacity_scale: float = 1000.0,
+        capacity_scale: float = CAPACITY_SCALE,
         flows: int = DEFAULT_FLOWS,
         mtu: int = 1500,
         run_dir: str | os.PathLike | None = None,
@@ -110,6 +118,8 @@ class MininetTEEnv(TEEnv):
         self.interval_s = float(interval_s)
         self.capacity_scale = float(capacity_scale)
         self.flows, self.mtu = int(flows), int(mtu)
+        self.switch_prefix: str
+        self.host_prefix: str
         self.switch_prefix, self.host_prefix = (testbed.switch_prefix, testbed.host_prefix) \
             if testbed is not None else (switch_prefix, host_prefix)
         self.run_dir = Path(run_dir) if run_dir else PROJECT_DIR / "runs" / "mininet-env" / (
@@ -125,31 +135,21 @@ class MininetTEEnv(TEEnv):
             raise
 
     # ------------------------------------------------------------------ gymnasium API
-    def step(self, action: ArrayLike) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Install ``action`` through the controller, replay matrix t, measure its MLU."""
-        if self._step >= len(self._episode):
-            raise RuntimeError("the episode is over: call reset()")
-        t = int(self._episode[self._step])
-        weights = self.encoding.weights(action, self._down)
+    def _route(self, t: int, weights: np.ndarray) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """The routing hook of :meth:`TEEnv.step`: install ``weights`` through the controller,
+        replay matrix t, measure its MLU (the rest of ``step`` is the fluid environment's)."""
         answer = self._put_decision(weights)
         measured_mlu, loads, readings, loss = self._replay(t)
-        optimum = float(self._optima[self._down][t])
         predicted = float(mlu(self.path_set, weights, self.series.tm[t]))
-        self._loads = loads
-        self._step += 1
-        truncated = self._step == len(self._episode)
-        after = self._episode[self._step] if not truncated else t + 1
-        info = {"mlu": measured_mlu, "predicted_mlu": predicted, "optimal_mlu": optimum,
-                "ratio": measured_mlu / optimum, "t": t, "down_links": self.down_links,
-                "source": answer["source"], "reasons": answer["reasons"], "loss": loss,
-                "readings": readings, "link_loads": loads}
         log.info("interval %d: measured MLU %.3f (fluid model %.3f, optimum %.3f), %d readings, "
-                 "loss %s", t, measured_mlu, predicted, optimum, readings,
-                 "n/a" if loss is None else f"{loss:.2%}")
+                 "loss %s", t, measured_mlu, predicted, float(self._optima[self._down][t]),
+                 readings, "n/a" if loss is None else f"{loss:.2%}")
         if answer["source"] != "external":
             log.warning("interval %d: the controller installed the %s, not this decision: %s",
                         t, answer["source"], "; ".join(answer["reasons"]) or "no reason given")
-        return self._observe(after), -measured_mlu / optimum, False, truncated, info
+        return measured_mlu, loads, {"predicted_mlu": predicted, "source": answer["source"],
+                                     "reasons": answer["reasons"], "loss": loss,
+                                     "readings": readings, "link_loads": loads}
 
     def close(self) -> None:
         """Stop the testbed this environment started (a given one is left running)."""
@@ -161,8 +161,9 @@ class MininetTEEnv(TEEnv):
     def __enter__(self) -> MininetTEEnv:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.close()
+        return False  # exceptions propagate
 
     # ------------------------------------------------------------------ internals
     @property
@@ -224,29 +225,18 @@ class MininetTEEnv(TEEnv):
         readings = [r for r in inside_readings(run.readings, run.measured_at,
                                                run.measured_at + self.interval_s)
                     if r.utilization]
-        if not readings:
+        measured = interval_mlu(readings, self.path_set.edges)
+        if measured is None:
             raise RuntimeError(
                 f"no statistics reading of the controller inside the {self.interval_s:g} s "
                 f"interval (poll {self.poll_s:g} s, {len(run.readings)} readings in all): "
                 "lengthen interval_s or check the controller log")
-        edges = self.path_set.edges
-        util = np.array([[r.utilization.get((str(u), str(v)), np.nan) for u, v in edges]
-                         for r in readings])
-        # The interval's MLU is that of the mean utilization (what the fluid model predicts);
-        # the mean of per-reading maxima would be biased up by the noise of short windows.
-        mean_util = np.nan_to_num(np.nanmean(util, axis=0))
+        measured_mlu, mean_util = measured  # the MLU of the mean utilization (interval_mlu)
         loads = mean_util * self.path_set.capacities
-        measured = float(mean_util.max())
         counts = collect_reports(plan, run.reports)
         sent = float(counts.sent_packets[1:].sum())
         loss = float((sent - counts.received_packets[1:].sum()) / sent) if sent else None
-        return measured, loads, len(readings), loss
-
-
-def poll_interval_for(interval_s: float) -> float:
-    """The controller's statistics interval for replay intervals of ``interval_s``: several
-    readings per interval, 0.5 to 2 s."""
-    return max(0.5, min(2.0, interval_s / 4))
+        return measured_mlu, loads, len(readings), loss
 
 
 def _default_scale(graph: nx.DiGraph, series: TrafficSeries, fluid: dict[str, Any]) -> float:

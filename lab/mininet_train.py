@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from agents.agent import AgentPolicy
-from agents.baselines import shortest_path_decision
+from agents.baselines import fallback_policy
 from agents.model_file import load_agent, save_model
 from controller.auth import new_api_token
+from lab.config import CAPACITY_SCALE, poll_interval_for
+from lab.config import default_start as lab_default_start
 from lab.replay import DEFAULT_FLOWS, MLU_TARGET
 from sim.loads import mlu
 from sim.paths import PathSet
@@ -53,21 +55,20 @@ class MininetTrainConfig:
     ppo_log_std: float = -3.0
     seed: int = 0
     flows: int = DEFAULT_FLOWS  # per OD pair: the SELECT groups' hashing follows the weights
-    capacity_scale: float = 1000.0
+    capacity_scale: float = CAPACITY_SCALE
 
 
 def default_start(traffic: str, n: int, history: int) -> int:
-    """Synthetic traffic: interval 120 (10:00, as the demo); a file: the start of its last
-    20 %, the part never used for training."""
-    start = 120 if str(traffic).startswith("synthetic") else int(n * 0.8)
-    return max(start, history + 1)
+    """The lab's first replayed matrix (:func:`lab.config.default_start`: synthetic 120, as the
+    demo; a file: the start of its last 20 %), after at least ``history`` + 1 matrices."""
+    return max(lab_default_start(traffic, n), history + 1)
 
 
 def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
                      config: MininetTrainConfig, run_dir: Path) -> dict[str, Any]:
     """Validate (and with ``config.timesteps`` fine-tune) ``model`` in Mininet; writes ``out``
     and ``out`` with ``.json`` (the report); returns the report."""
-    from lab.mininet_env import MininetTEEnv, poll_interval_for
+    from lab.mininet_env import MininetTEEnv
     from lab.testbed import Testbed
     from sim.env import load_series
 
@@ -82,10 +83,10 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
         raise ValueError(f"{series.source}: {len(series)} intervals, cannot validate "
                          f"{config.validation} from {start}")
     first_train = encoding.history if config.timesteps else start
-    fallback = shortest_path_decision(agent.path_set, "invcap", ecmp_ties=True)
+    fallback = fallback_policy(agent.path_set).decision()
     # The busiest matrix used at the fallback's MLU_TARGET: no interval saturates a link.
     scale = MLU_TARGET / float(np.max(mlu(agent.path_set, fallback, series.tm[first_train:stop])))
-    common = {"traffic_scale": scale, "history": encoding.history,
+    common: dict[str, Any] = {"traffic_scale": scale, "history": encoding.history,
               "scale_reference": encoding.scale_reference, "logit_scale": encoding.logit_scale,
               "interval_s": config.interval_s, "capacity_scale": config.capacity_scale,
               "flows": config.flows}

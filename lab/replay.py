@@ -247,6 +247,7 @@ class ReplayPlan:
         """Shell commands preparing the host behind node ``src`` for the replay: the flows'
         source addresses, and a permanent neighbour entry for every other host."""
         host = self.hosts[src]
+        assert host is not None, f"node {src} has no host: no traffic to replay from it"
         commands = [f"ip addr replace {host.alias(k)}/32 dev {interface}"
                     for k in range(self.flows)]
         commands += [f"ip neigh replace {other.ip} lladdr {other.mac} nud permanent "

@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from lab.config import CAPACITY_SCALE
 from topologies.catalog import load_topology
 from topologies.mininet import RyuteTopo
 
@@ -154,7 +155,7 @@ class Testbed:
 
     topology: str
     hosts_per_switch: int = 1
-    scale: float = 1000.0
+    scale: float = CAPACITY_SCALE
     log_dir: Path = PROJECT_DIR / "runs" / "logs"
     controller_args: tuple[str, ...] = ()
     poll_interval_s: float = 2.0
@@ -393,7 +394,7 @@ class Testbed:
         if process.poll() is None:
             raise ValueError(f"process {process.pid} still runs")
         self.processes = [p for p in self.processes if p is not process]
-        process.output_file.close()
+        process.output_file.close()  # type: ignore[attr-defined]  # attached by popen()
 
     def host_ip(self, host: str) -> str:
         return self.net.get(host).IP()
@@ -569,7 +570,7 @@ class PingRun:
 
     def result(self, timeout_s: float | None = None) -> PingResult:
         timeout_s = timeout_s if timeout_s is not None else self.count * self.interval_s * 3 + 30
-        out = self.process.output(timeout_s)
+        out = self.process.output(timeout_s)  # type: ignore[attr-defined]  # attached by popen()
         replies = {int(seq): float(at) for at, seq in _REPLY.findall(out)}
         count = self.count
         if self.stopped and (sent := _TRANSMITTED.search(out)):
@@ -585,7 +586,7 @@ class Iperf3Run:
 
     def result(self, timeout_s: float | None = None) -> dict[str, Any]:
         timeout_s = timeout_s if timeout_s is not None else self.seconds * 3 + 30
-        out = self.client.output(timeout_s)
+        out = self.client.output(timeout_s)  # type: ignore[attr-defined]  # attached by popen()
         try:
             self.server.wait(timeout=10)
         except subprocess.TimeoutExpired:

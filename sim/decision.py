@@ -7,7 +7,7 @@ controller writes into SELECT-group bucket weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ def _describe_path(path_set: PathSet, p: int) -> str:
     return f"path {p} of {_describe_od(path_set, int(path_set.path_od[p]))}"
 
 
-def _listed(items: Sequence[int], describe) -> list[str]:
+def _listed(items: Sequence[int] | np.ndarray, describe: Callable[[int], str]) -> list[str]:
     out = [describe(int(i)) for i in items[:_MAX_LISTED]]
     if len(items) > _MAX_LISTED:
         out.append(f"... and {len(items) - _MAX_LISTED} more")
@@ -154,10 +154,11 @@ class Decision:
             raise ValueError(f"no weights for OD pairs {names}{more}")
         for (s, d), ws in od_weights.items():
             r = path_set.paths_of((s, d))
-            ws = np.asarray(ws, dtype=np.float64)
-            if ws.shape != (len(r),):
-                raise ValueError(f"OD {s}->{d} has {len(r)} paths, got weights of shape {ws.shape}")
-            w[r.start : r.stop] = ws
+            values = np.asarray(ws, dtype=np.float64)
+            if values.shape != (len(r),):
+                raise ValueError(f"OD {s}->{d} has {len(r)} paths, got weights of shape "
+                                 f"{values.shape}")
+            w[r.start : r.stop] = values
         return cls(path_set, w)
 
     @classmethod

@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import networkx as nx
@@ -77,7 +77,7 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
         cache_dir: where the optima are cached (default :func:`sim.optimal.default_cache_dir`).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # gymnasium's Env declares it so
 
     def __init__(
         self,
@@ -171,16 +171,23 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("the episode is over: call reset()")
         t = int(self._episode[self._step])
         weights = self.encoding.weights(action, self._down)
-        self._loads = link_loads(self.path_set, weights, self.series.tm[t])
-        value = float(utilization(self.path_set, self._loads).max())
+        value, self._loads, extra = self._route(t, weights)
         optimum = float(self._optima[self._down][t])
         self._step += 1
         truncated = self._step == len(self._episode)
         # The last observation is that of the interval after t (valid even past the series' end).
         after = self._episode[self._step] if not truncated else t + 1
         info = {"mlu": value, "optimal_mlu": optimum, "ratio": value / optimum, "t": t,
-                "down_links": self.down_links}
+                "down_links": self.down_links, **extra}
         return self._observe(after), -value / optimum, False, truncated, info
+
+    def _route(self, t: int, weights: np.ndarray) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """The routing hook of :meth:`step`: carry matrix t on path ``weights`` [P] and return
+        its MLU, the link loads [L] (Mbit/s, ``path_set.edges`` order) the next observation
+        sees, and entries to add to ``info``. Here the fluid model; an environment that routes
+        elsewhere (real switches: :class:`lab.mininet_env.MininetTEEnv`) overrides only this."""
+        loads = link_loads(self.path_set, weights, self.series.tm[t])
+        return float(utilization(self.path_set, loads).max()), loads, {}
 
     # ------------------------------------------------------------------ helpers for agents
     @property
@@ -292,7 +299,7 @@ def load_series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph) -
         return traffic.aligned_to(graph)
     name, params = parse_spec(str(traffic))
     if name == "synthetic":
-        values = {key: _number(value) for key, value in params.items()}
+        values: dict[str, Any] = {key: _number(value) for key, value in params.items()}
         return synthetic_traffic(graph, **{"steps": SYNTHETIC_STEPS, "seed": 0, **values})
     return load_traffic(Path(traffic)).aligned_to(graph)
 

@@ -166,7 +166,7 @@ def path_optimal(
         weights[idle] = fill.masked(down).weights[idle]
     else:
         for od in np.flatnonzero(~active):
-            r = ps.paths_of(od)
+            r = ps.paths_of(int(od))
             # first usable path, else first live path, else the first (validate() will complain)
             ok = np.flatnonzero(usable[r.start : r.stop]) if n_usable[od] else np.flatnonzero(
                 live[r.start : r.stop]

@@ -193,7 +193,7 @@ class PathSet:
                         seen.add(path)
                         paths.append(tuple(nodes[i] for i in path))
                         cand.append(is_cand)
-        ps = cls(nodes, edges, caps, tuple(paths), np.array(cand, bool), k, method)
+        ps = cls(tuple(nodes), tuple(edges), caps, tuple(paths), np.array(cand, bool), k, method)
         log.debug(
             "path set %s k=%d: %d OD pairs, %d paths (%d candidates) in %.2fs",
             method, k, ps.n_ods, ps.n_paths, int(ps.candidate.sum()), time.perf_counter() - t0,

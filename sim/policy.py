@@ -19,7 +19,8 @@ class Policy(Protocol):
     something it cannot stand behind.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: frozen dataclasses and class attributes both fit
 
     def decide(self, state: NetworkState) -> Decision: ...
 

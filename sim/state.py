@@ -38,7 +38,8 @@ class NetworkState:
     path_set: PathSet
     history_len: int = DEFAULT_HISTORY
     history: deque[np.ndarray] = field(default_factory=deque)
-    loads_mbps: np.ndarray | None = None
+    # None: read from the graph's load_mbps attributes in __post_init__ (an array after it)
+    loads_mbps: np.ndarray = None  # type: ignore[assignment]
     down_links: set[Link] = field(default_factory=set)
     updated_at: float | None = None
 

@@ -23,6 +23,7 @@ Generated networks default to 1000 Mbit/s links (``capacity_mbps``).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -226,7 +227,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, params
 
 
-def load_topology(spec: str | Path, **params: Any) -> nx.DiGraph:
+def load_topology(spec: str | os.PathLike[str], **params: Any) -> nx.DiGraph:
     """Load a built-in (``"fat-tree:k=4"``) or a topology file; see the module docstring.
 
     Raises TopologyError naming the built-in or the file and the problem.

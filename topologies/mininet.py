@@ -39,7 +39,9 @@ try:
     from topologies.catalog import builtin_names, builtin_parameters, load_topology, physical_links
     from topologies.loaders import TopologyError
 except ImportError:  # exec()ed by `mn --custom` with the project not installed: find it
-    sys.path.insert(0, str(Path(inspect.currentframe().f_code.co_filename).resolve().parents[1]))
+    frame = inspect.currentframe()  # CPython: never None
+    assert frame is not None
+    sys.path.insert(0, str(Path(frame.f_code.co_filename).resolve().parents[1]))
     from topologies.catalog import builtin_names, builtin_parameters, load_topology, physical_links
     from topologies.loaders import TopologyError
 

@@ -87,7 +87,7 @@ class TrafficSeries:
     @property
     def valid_mask(self) -> np.ndarray:
         """[T] bool: intervals with a measurement (matrix not all zero)."""
-        return self.tm.reshape(len(self), -1).any(axis=1)
+        return np.asarray(self.tm.reshape(len(self), -1).any(axis=1))
 
     def slice(self, start: int | None = None, stop: int | None = None) -> TrafficSeries:
         """Intervals [start, stop), as with Python slicing."""
@@ -231,7 +231,7 @@ def save_traffic(series: TrafficSeries, path: str | Path) -> Path:
     Written to a temporary file then renamed, so a reader never sees half a file.
     """
     path = Path(path)
-    arrays: dict[str, np.ndarray] = {
+    arrays: dict[str, Any] = {  # Any: numpy types savez's **kwds as its own options
         "tm": series.tm.astype(np.float32),
         "nodes": np.array(series.nodes, dtype=str),
         "times": np.array(series.times, dtype=str),
@@ -315,7 +315,9 @@ def _archive_members(src: Path) -> Iterable[tuple[str, bytes]]:
     with tarfile.open(src) as archive:
         for member in sorted(archive.getmembers(), key=lambda m: m.name):
             if member.isfile() and member.name.endswith(".xml"):
-                yield member.name, archive.extractfile(member).read()
+                data = archive.extractfile(member)  # a file member: never None
+                if data is not None:
+                    yield member.name, data.read()
 
 
 def _parse_demand_xml(data: bytes, name: str) -> _DemandFile:
@@ -390,7 +392,7 @@ def _demand_series(files: list[_DemandFile], nodes: Sequence[str] | None,
     if not files:
         raise TrafficError(f"{source}: no SNDlib demand files found")
     if all(f.time for f in files):
-        files = sorted(files, key=lambda f: f.time)
+        files = sorted(files, key=lambda f: f.time or "")
     order = list(nodes) if nodes is not None else _node_order(files)
     index = {node: i for i, node in enumerate(order)}
     tm = np.zeros((len(files), len(order), len(order)))
@@ -402,7 +404,7 @@ def _demand_series(files: list[_DemandFile], nodes: Sequence[str] | None,
                                    f"node(s) {_listing(unknown)}")
             if src != dst:
                 tm[t, index[src], index[dst]] += value
-    times = tuple(f.time for f in files) if all(f.time for f in files) else ()
+    times = tuple(f.time or "" for f in files) if all(f.time for f in files) else ()
     interval = files[0].interval_s or _interval_from_times(times)
     return TrafficSeries(tm, tuple(order), times, interval, source)
 

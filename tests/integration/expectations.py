@@ -14,7 +14,7 @@ from functools import lru_cache
 import networkx as nx
 import pytest
 
-from agents.baselines import shortest_path_decision
+from agents.baselines import fallback_policy
 from controller.pipeline import WEIGHT_TOLERANCE
 from lab.testbed import Testbed
 from sim.decision import Decision
@@ -51,8 +51,7 @@ def both_ways(*links: tuple[str, str]) -> set[tuple[str, str]]:
 
 def fallback(paths: PathSet, down_links: Iterable[tuple[str, str]] = ()) -> Decision:
     """The fallback the controller must install: invcap, ECMP ties, live links only."""
-    return shortest_path_decision(paths, "invcap", ecmp_ties=True, down_links=down_links,
-                                  strict=False)
+    return fallback_policy(paths).decision(down_links)
 
 
 def switch_of(testbed: Testbed, node: str) -> str:

@@ -4,7 +4,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from agents.baselines import BASELINES, LpLastPolicy, make_policy, shortest_path_decision
+from agents.baselines import (
+    BASELINES,
+    LpLastPolicy,
+    fallback_policy,
+    make_policy,
+    shortest_path_decision,
+)
 from sim.loads import mlu
 from sim.optimal import path_optimal
 from sim.paths import PathSet
@@ -67,6 +73,18 @@ def test_shortest_paths_are_recomputed_around_down_links():
 def test_no_live_path_raises(ps):
     with pytest.raises(ValueError, match="no live path in the path set for OD a->b"):
         shortest_path_decision(ps, "hops", down_links=[("a", "b"), ("c", "d"), ("e", "f")])
+
+
+def test_the_fallback_is_invcap_with_ecmp_ties_and_keeps_stranded_pairs_routed(ps):
+    fallback = fallback_policy(ps)
+    assert fallback.name == "invcap"
+    assert used(ps, fallback.decision(), ("b", "c")) == {("b", "a", "c"): 0.5, ("b", "d", "c"): 0.5}
+    assert used(ps, fallback.decide(state_of(ps)), ("a", "d")) == {("a", "e", "f", "d"): 1.0}
+    # a -> b has no live path left: the controller's fallback keeps its no-failure route
+    down = [("a", "b"), ("c", "d"), ("e", "f")]
+    assert used(ps, fallback.decision(down), ("a", "b")) == used(ps, fallback.decision(), ("a", "b"))
+    with pytest.raises(ValueError, match="no live path in the path set for OD a->b"):
+        fallback_policy(ps, strict=True).decision(down)
 
 
 def test_lp_last_without_usable_history_is_invcap(ps):

@@ -2,6 +2,7 @@
 import pytest
 
 from controller.config import DEFAULT_COOKIE, ControllerConfig
+from controller.decisions import HealthConfig
 
 
 def test_defaults_are_safe():
@@ -27,11 +28,36 @@ def test_environment_variable_names_the_file(tmp_path, monkeypatch):
     assert ControllerConfig.load().rest_port == 0
 
 
+def test_health_keys_stand_beside_the_others_or_in_a_table(tmp_path, monkeypatch):
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+    assert ControllerConfig.load(None).health == HealthConfig()
+    path = tmp_path / "ryute.toml"
+    path.write_text("mlu_margin = 1000.0\ndrift_factor = 1000.0\n")
+    health = ControllerConfig.load(path, budget_ms=80.0).health
+    assert (health.mlu_margin, health.drift_factor, health.budget_ms) == (1000.0, 1000.0, 80.0)
+    path.write_text("[controller]\nrecover_after = 5\n[controller.health]\nstale_intervals = 2.0\n"
+                    "recover_after = 4\n")
+    health = ControllerConfig.load(path).health
+    assert (health.stale_intervals, health.recover_after, health.budget_ms) == (2.0, 5, 50.0)
+
+
+def test_the_command_line_sets_the_budget():
+    from controller.launcher import config_from_args
+    from lab.cli import build_parser
+
+    args = build_parser().parse_args(["controller", "--budget-ms", "120"])
+    assert config_from_args(args).health.budget_ms == 120.0
+
+
 @pytest.mark.parametrize("text, message", [
     ("ofp_prot = 1\n", "unknown option(s) ofp_prot"),
     ("ofp_port = 70000\n", "ofp_port must be 1..65535"),
     ("poll_interval_s = 0\n", "poll_interval_s must be > 0"),
     ("ofp_port = \n", "cannot read controller config"),
+    ("budget_ms = 0\n", "budget_ms must be > 0, got 0"),
+    ("recover_after = 0\n", "recover_after >= 1"),
+    ("[health]\nbudget = 3\n", "unknown option(s) health.budget"),
+    ("health = 3\n", "health must be a table"),
 ])
 def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.toml"

@@ -191,6 +191,28 @@ def test_action_from_weights_round_trips_an_lp_split(ring, ring_traffic, cache):
     assert ratio == pytest.approx(best / optimal_mlu(ring, env.series.tm[t]), rel=1e-3)
 
 
+class DoubledEnv(TEEnv):
+    """An environment that routes elsewhere: its hook "measures" twice the fluid loads."""
+
+    def _route(self, t, weights):
+        loads = 2.0 * link_loads(self.path_set, weights, self.series.tm[t])
+        return float((loads / self.path_set.capacities).max()), loads, {"measured": True}
+
+
+def test_the_routing_hook_alone_decides_mlu_reward_and_next_utilization(ring_traffic, cache):
+    fluid = TEEnv("ring:n=5", ring_traffic, episode_length=3, cache_dir=cache)
+    other = DoubledEnv("ring:n=5", ring_traffic, episode_length=3, cache_dir=cache)
+    fluid.reset(seed=4)
+    other.reset(seed=4)
+    action = np.random.default_rng(1).uniform(-1, 1, fluid.action_space.shape)
+    obs_f, reward_f, _, _, info_f = fluid.step(action)
+    obs_o, reward_o, _, _, info_o = other.step(action)
+    assert info_o["mlu"] == pytest.approx(2 * info_f["mlu"]) and reward_o == pytest.approx(2 * reward_f)
+    assert info_o["optimal_mlu"] == info_f["optimal_mlu"] and info_o["measured"] is True
+    util = fluid.encoding.layout["utilization"]
+    np.testing.assert_allclose(obs_o[util], np.minimum(2 * obs_f[util], 10.0), rtol=1e-6)
+
+
 # ---------------------------------------------------------------------- missing matrices
 def test_zero_matrices_are_skipped(cache):
     env = hand_env(cache, A, B, {}, A, B, episode_length=2)

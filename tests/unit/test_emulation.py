@@ -1,0 +1,55 @@
+"""The measured-MLU estimator of ``ryute emulate`` and the Mininet environment."""
+
+import numpy as np
+import pytest
+
+from lab.emulation import Reading, interval_mlu
+
+EDGES = [("a", "b"), ("b", "a"), ("b", "c")]
+
+
+def reading(at, **utilization):
+    """A reading with the utilization of links named by two letters (``ab`` is a->b)."""
+    util = {(name[0], name[1]): value for name, value in utilization.items()}
+    return Reading(at=at, start=at - 1.0, utilization=util, load_mbps={}, od_mbps=None)
+
+
+def test_the_mlu_of_an_interval_is_that_of_the_mean_utilization():
+    # two balanced links whose readings fluctuate in turn: each reading's busiest link is at 0.7,
+    # the mean load of both is 0.5 (what the fluid model predicts)
+    readings = [reading(1.0, ab=0.7, ba=0.1, bc=0.3), reading(2.0, ab=0.3, ba=0.1, bc=0.7)]
+    mlu, mean_util = interval_mlu(readings, EDGES)
+    assert mlu == pytest.approx(0.5)
+    np.testing.assert_allclose(mean_util, [0.5, 0.1, 0.5])
+    assert np.mean([r.mlu for r in readings]) == pytest.approx(0.7)  # the biased estimate
+
+
+def test_links_no_reading_measured_count_as_idle_and_empty_readings_are_skipped():
+    readings = [reading(1.0, ab=0.4), reading(2.0), reading(3.0, ab=0.6, bc=0.2)]
+    mlu, mean_util = interval_mlu(readings, EDGES)
+    assert mlu == pytest.approx(0.5)
+    np.testing.assert_allclose(mean_util, [0.5, 0.0, 0.2])
+
+
+def test_no_reading_with_utilization_gives_none():
+    assert interval_mlu([], EDGES) is None
+    assert interval_mlu([reading(1.0)], EDGES) is None
+
+
+def test_one_poll_rule_gives_the_recorded_runs_their_poll_intervals():
+    from lab.config import poll_interval_for
+    from lab.emulate import EmulationConfig
+
+    # the demo (10 s intervals: 2 s), the Mininet environment's runs (4 s: 1 s; 2 s: 0.5 s)
+    assert [poll_interval_for(s) for s in (10.0, 4.0, 2.0, 0.5, 60.0)] == [2.0, 1.0, 0.5, 0.5, 2.0]
+    assert EmulationConfig(interval_s=4.0).poll_s == 1.0
+    assert EmulationConfig(interval_s=4.0, poll_interval_s=0.7).poll_s == 0.7
+
+
+def test_replays_start_at_ten_o_clock_or_in_the_held_out_part():
+    from lab.config import default_start
+    from lab.mininet_train import default_start as mininet_start
+
+    assert default_start("synthetic", 10) == default_start("synthetic:seed=3", 2000) == 120
+    assert default_start("week.tm.npz", 2016) == 1612
+    assert mininet_start("week.tm.npz", 10, history=12) == 13
