@@ -222,18 +222,20 @@ def failure_cases(path_set: PathSet, spec: str) -> tuple[list[tuple[Link, ...]],
     down), ``"n-1"`` for every link or ``"A-B,C-D"`` for those; a link whose loss leaves some
     OD pair without a path of the set is skipped, with the reason."""
     edges = set(path_set.edges)
+    links: list[Link]
     if spec.strip() == "n-1":
         links = [(u, v) for u, v in path_set.edges if (v, u) not in edges or
                  path_set.node_index(u) < path_set.node_index(v)]
     else:
+        by_name = {f"{u}-{v}": (u, v) for u, v in path_set.edges}  # names may hold a '-'
         links = []
         for item in (x.strip() for x in spec.split(",") if x.strip()):
-            u, sep, v = item.partition("-")
-            if not sep or (u, v) not in edges:
+            if item not in by_name:
                 raise ValueError(f"--failures: {item!r} is not a link A-B of the topology "
                                  "(or use n-1)")
-            links.append((u, v))
-    cases, skipped = [], []
+            links.append(by_name[item])
+    cases: list[tuple[Link, ...]] = []
+    skipped: list[str] = []
     for u, v in links:
         down = tuple(e for e in ((u, v), (v, u)) if e in edges)
         live = np.add.reduceat(path_set.live_paths(down).astype(np.int64), path_set.od_ptr[:-1])
@@ -306,7 +308,7 @@ def run_failures(graph: nx.DiGraph, series: TrafficSeries, path_set: PathSet,
     method, the mean over cases and the worst case."""
     for reason in skipped:
         LOG.warning("failure case skipped: %s", reason)
-    per_case = []
+    per_case: list[dict[str, Any]] = []
     for down in cases:
         result = evaluate(graph, series, path_set, policies, intervals, history,
                           down_links=down)

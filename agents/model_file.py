@@ -233,6 +233,8 @@ def _read_model(path: Path, trusted_keys: TrustedKeys = None
 def _check_signature(path: Path, blobs: dict[str, bytes], trusted_keys: TrustedKeys) -> None:
     from agents.model_signing import SignatureError, check_signature, load_trusted_keys
 
+    if trusted_keys is None:
+        return
     try:
         keys = trusted_keys if isinstance(trusted_keys, dict) else load_trusted_keys(trusted_keys)
         check_signature(str(path), blobs["manifest.json"], blobs.get(SIGNATURE_MEMBER), keys)

@@ -60,8 +60,8 @@ def flow_paths(n: int, tails: np.ndarray, heads: np.ndarray, caps: np.ndarray,
     ``share`` sums, over the matrices, the fraction of rounds that routed (s, d) on that path;
     largest first, equal shares in the (deterministic, arbitrary) order of a hash of the path.
     """
-    hosts = np.asarray(hosts, np.int64)
-    n_hosts = len(hosts)
+    host_index = np.asarray(hosts, np.int64)
+    n_hosts = len(host_index)
     link_id = np.full((n, n), -1, np.int64)
     link_id[tails, heads] = np.arange(len(tails))
     base = float(caps.max()) / caps
@@ -70,9 +70,9 @@ def flow_paths(n: int, tails: np.ndarray, heads: np.ndarray, caps: np.ndarray,
     for demand in matrices:
         if not demand.any():
             continue
-        round_preds = _mwu_rounds(n, tails, heads, caps, base, link_id, hosts, demand, rounds,
+        round_preds = _mwu_rounds(n, tails, heads, caps, base, link_id, host_index, demand, rounds,
                                   beta)
-        found.append(_count_paths(round_preds, hosts, demand, len(preds)))
+        found.append(_count_paths(round_preds, host_index, demand, len(preds)))
         preds.extend(round_preds)
     if not found:
         return {}
@@ -91,8 +91,8 @@ def flow_paths(n: int, tails: np.ndarray, heads: np.ndarray, caps: np.ndarray,
     rank = np.arange(len(pair)) - np.repeat(begins, np.diff(np.r_[begins, len(pair)]))
     top = rank < keep
     pair, share, first = pair[top], share[top], first[top]
-    paths = _walk_all(np.stack(preds), pair // n_hosts, hosts[pair // n_hosts],
-                      hosts[pair % n_hosts], first)
+    paths = _walk_all(np.stack(preds), pair // n_hosts, host_index[pair // n_hosts],
+                      host_index[pair % n_hosts], first)
     out: dict[tuple[int, int], list[tuple[float, tuple[int, ...]]]] = {}
     for p, sh, path in zip(pair.tolist(), share.tolist(), paths):
         out.setdefault((path[0], path[-1]), []).append((sh, path))

@@ -28,7 +28,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
@@ -413,7 +414,7 @@ def graph_links(graph: nx.DiGraph) -> tuple[list[Node], list[Link], np.ndarray]:
     return nodes, edges, np.array(caps, np.float64)
 
 
-def _cost(link_w: dict[Link, float], path: Sequence[Node]) -> float:
+def _cost(link_w: Mapping[Any, float], path: Sequence[Any]) -> float:
     # fsum: exactly rounded, so a path's cost does not depend on the summation order.
     return round(math.fsum(link_w[e] for e in pairwise(path)), COST_DECIMALS)
 

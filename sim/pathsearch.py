@@ -32,6 +32,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
+from numpy.typing import ArrayLike
 
 #: Slack tolerance for float metrics: a path whose slack is within this of the budget is collected;
 #: the caller then decides by exactly rounded costs. Weights are >= 1 (``max_capacity/capacity``).
@@ -46,7 +47,7 @@ class PathSearch:
     ``tails``, ``heads``: link end positions (0..n-1); ``weights``: link weights (> 0).
     """
 
-    def __init__(self, n: int, tails: Sequence[int], heads: Sequence[int], weights: Sequence[float],
+    def __init__(self, n: int, tails: ArrayLike, heads: ArrayLike, weights: ArrayLike,
                  integral: bool = False) -> None:
         self.n = n
         self.tails = np.asarray(tails, np.int64)
