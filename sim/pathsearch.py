@@ -26,13 +26,12 @@ set) decided what was kept, so the caller falls back to networkx for that pair a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 from numpy.typing import ArrayLike
+from scipy.sparse.csgraph import dijkstra
 
 #: Slack tolerance for float metrics: a path whose slack is within this of the budget is collected;
 #: the caller then decides by exactly rounded costs. Weights are >= 1 (``max_capacity/capacity``).
