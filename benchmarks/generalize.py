@@ -22,6 +22,7 @@ mean, p90 and p99. ``--plot`` draws the CDF over topologies of the mean ratio pe
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -62,26 +63,31 @@ def summary(ratios: np.ndarray) -> dict[str, float]:
 
 
 def run_case(name: str, setting: str, model: str, methods: list[str], steps: int, seed: int,
-             history: int) -> dict[str, Any]:
+             history: int, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One topology and setting; methods already in ``known`` (the same case of an earlier run,
+    ``--reuse``) are taken from it, not recomputed."""
     graph, series = case(name, setting, steps, seed)
     started = time.perf_counter()
     path_set = PathSet.from_graph(graph, k=4)
     path_seconds = time.perf_counter() - started
-    policies = {m: make_policy(m, path_set) for m in methods if m != "agent"}
-    if "agent" in methods:
+    known = known or {"methods": {}, "decision_ms": {}}
+    todo = [m for m in methods if m not in known["methods"]]
+    policies = {m: make_policy(m, path_set) for m in todo if m != "agent"}
+    if "agent" in todo:
         policies["agent"] = load_agent(model, path_set, name)
     result = evaluate(graph, series, path_set, policies, range(history, len(series)), history)
     out: dict[str, Any] = {
         "topology": name, "setting": setting, "nodes": graph.number_of_nodes(),
         "links": graph.number_of_edges(), "ods": path_set.n_ods, "paths": path_set.n_paths,
         "path_set_s": round(path_seconds, 3), "intervals": len(result.intervals),
-        "methods": {m: summary(result.ratios(m)) for m in policies},
-        "decision_ms": {m: float(np.nanmedian(result.decision_ms[m])) for m in policies},
+        "methods": {m: known["methods"].get(m) or summary(result.ratios(m)) for m in methods},
+        "decision_ms": {m: known["decision_ms"].get(m) or
+                        float(np.nanmedian(result.decision_ms[m])) for m in methods},
     }
-    if "agent" in policies:
+    if "agent" in methods:
         agent = out["methods"]["agent"]
         out["agent_beats"] = {m: all(agent[q] < out["methods"][m][q] for q in agent)
-                              for m in ("lp_last", "lp_pred") if m in policies}
+                              for m in ("lp_last", "lp_pred") if m in methods}
     return out
 
 
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(("agent",) + BASELINES))
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--history", type=int, default=12)
+    parser.add_argument("--reuse", type=Path, help="an earlier run's JSON: its results for the "
+                                                   "same cases and methods are kept")
     parser.add_argument("--json")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
@@ -143,17 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     names = {"held-out": list(HELD_OUT), "validation": list(VALIDATION)}.get(
         args.topologies, [n.strip() for n in args.topologies.split(",") if n.strip()])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    known = {}
+    if args.reuse:
+        previous = json.loads(args.reuse.read_text())
+        if previous["steps"] != args.steps or previous["history"] != args.history:
+            parser.error(f"--reuse {args.reuse}: another --steps or --history")
+        known = {(c["topology"], c["setting"]): c for c in previous["cases"]}
     cases = []
     for i, name in enumerate(names):
         if zoo_topology(name).number_of_nodes() > args.max_nodes:
             continue
         for setting in args.settings.split(","):
             c = run_case(name, setting, args.model, methods, args.steps, SEED + 10 * i,
-                         args.history)
+                         args.history, known.get((name, setting)))
             log.warning("%s/%s (%d nodes): %s", name, setting, c["nodes"],
                         {m: round(s["mean"], 3) for m, s in c["methods"].items()})
             cases.append(c)
-    result = {"model": args.model, "aggregate": aggregate(cases, methods), "cases": cases}
+    result = {"model": args.model, "steps": args.steps, "history": args.history,
+              "aggregate": aggregate(cases, methods), "cases": cases}
     emit(result, args.json)
     if args.plot:
         plot(cases, methods, args.plot)
