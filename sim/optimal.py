@@ -130,8 +130,10 @@ def path_optimal(
 
     ``candidates_only`` restricts to the k candidate paths (else every path of the set); paths
     through ``down_links`` are excluded. OD pairs without demand get ``fill``'s weights (masked to
-    live paths) or, by default, all on their first usable path. Raises ``ValueError`` when an OD
-    pair with demand has no usable path. One of the LP's many optimal splits is returned.
+    live paths) or, by default, all on their first usable path; so do OD pairs whose demand is
+    too small for the solver to route (below 1e-9 of the largest capacity). Raises
+    ``ValueError`` when an OD pair with demand has no usable path. One of the LP's many optimal
+    splits is returned.
     """
     ps = path_set
     dem = od_demands(ps, _demand(tm, ps.n_nodes))
@@ -161,11 +163,15 @@ def path_optimal(
         u = float(x[-1])
         weights[var] = np.maximum(x[:-1], 0.0)  # solver noise can leave -1e-12
 
-    idle = ~active[ps.path_od]
+    # An OD pair whose demand is below the solver's tolerance (1e-9 of the largest capacity)
+    # can come back with no flow on any path: it is routed like an idle one.
+    routed = np.add.reduceat(weights, ps.od_ptr[:-1]) > 0
+    unrouted = ~routed
+    idle = unrouted[ps.path_od]
     if fill is not None:
         weights[idle] = fill.masked(down).weights[idle]
     else:
-        for od in np.flatnonzero(~active):
+        for od in np.flatnonzero(unrouted):
             r = ps.paths_of(int(od))
             # first usable path, else first live path, else the first (validate() will complain)
             ok = np.flatnonzero(usable[r.start : r.stop]) if n_usable[od] else np.flatnonzero(

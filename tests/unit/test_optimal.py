@@ -178,3 +178,23 @@ def test_abilene_k4_min_hop_paths_reach_the_all_paths_optimum():
     ps = PathSet.from_graph(g, k=4)
     for m in series["tm"][-3:].astype(np.float64):
         assert path_optimal(ps, m)[0] == pytest.approx(optimal_mlu(g, m), rel=1e-6)
+
+
+def test_demands_below_the_solvers_tolerance_still_get_a_valid_split():
+    """Issue 12's 'invalid decision' on a 161-node network: gravity traffic there has OD pairs
+    a billion times smaller than the largest link; the LP left them without any flow."""
+    from agents.baselines import make_policy
+    from sim.state import NetworkState
+    from topologies.catalog import load_topology
+
+    graph = load_topology("abilene")
+    ps = PathSet.from_graph(graph, k=4)
+    tm = np.full((ps.n_nodes, ps.n_nodes), 1e-9)
+    np.fill_diagonal(tm, 0.0)
+    tm[0, 5], tm[3, 7] = 5000.0, 8000.0
+    u, decision = path_optimal(ps, tm)
+    assert decision.validate() == [] and u > 0
+    state = NetworkState(graph, ps)
+    state.push_matrix(tm)
+    for name in ("lp_last", "lp_pred"):
+        assert make_policy(name, ps).decide(state).validate() == []
