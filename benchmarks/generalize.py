@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s/%s (%d nodes): %s", name, setting, c["nodes"],
                         {m: round(s["mean"], 3) for m, s in c["methods"].items()})
             cases.append(c)
+            if args.json:  # so far: a stopped run keeps what it measured (--reuse it)
+                Path(args.json).write_text(json.dumps(
+                    {"steps": args.steps, "history": args.history, "cases": cases}))
     result = {"model": args.model, "steps": args.steps, "history": args.history,
               "aggregate": aggregate(cases, methods), "cases": cases}
     emit(result, args.json)
