@@ -165,8 +165,8 @@ class GeneralistConfig:
     logit_scale: float = DEFAULT_LOGIT_SCALE
     hidden: int = 64
     rounds: int = 4
-    trend: bool = False  # PathNet also reads and routes each OD pair's trend forecast
-    epochs: int = 10
+    trend: bool = True  # PathNet also reads and routes each OD pair's trend forecast
+    epochs: int = 8
     batch_size: int = 16
     lr: float = 1e-3
     augment: float = 0.6
@@ -305,6 +305,9 @@ class GeneralistTrainer:
                  time.perf_counter() - started)
         self.parameters = list(self.shared.parameters())
         self.optimizer = torch.optim.AdamW(self.parameters, lr=c.lr)
+        # cosine decay over the run: large steps while far off, small ones to settle
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=max(1, c.epochs), eta_min=c.lr * 0.05)
         self.rng = np.random.default_rng(c.seed)
         self.history: list[dict[str, Any]] = []
         self.best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -329,6 +332,7 @@ class GeneralistTrainer:
             self.optimizer.step()
             losses.append(loss.item())
         self.epoch += 1
+        self.schedule.step()
         return float(np.mean(losses))
 
     def validate(self) -> dict[str, Any]:
