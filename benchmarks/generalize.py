@@ -63,12 +63,14 @@ def summary(ratios: np.ndarray) -> dict[str, float]:
 
 
 def run_case(name: str, setting: str, model: str, methods: list[str], steps: int, seed: int,
-             history: int, known: dict[str, Any] | None = None) -> dict[str, Any]:
+             history: int, known: dict[str, Any] | None = None, paths: str = "hops:4"
+             ) -> dict[str, Any]:
     """One topology and setting; methods already in ``known`` (the same case of an earlier run,
     ``--reuse``) are taken from it, not recomputed."""
     graph, series = case(name, setting, steps, seed)
     started = time.perf_counter()
-    path_set = PathSet.from_graph(graph, k=4)
+    method, _, k = paths.partition(":")
+    path_set = PathSet.from_graph(graph, k=int(k or 4), method=method)
     path_seconds = time.perf_counter() - started
     known = known or {"methods": {}, "decision_ms": {}}
     todo = [m for m in methods if m not in known["methods"]]
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(("agent",) + BASELINES))
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--history", type=int, default=12)
+    parser.add_argument("--paths", default="hops:4",
+                        help="candidate paths of every method, METHOD:K (default hops:4)")
     parser.add_argument("--reuse", type=Path, help="an earlier run's JSON: its results for the "
                                                    "same cases and methods are kept")
     parser.add_argument("--json")
@@ -154,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     known = {}
     if args.reuse:
         previous = json.loads(args.reuse.read_text())
-        if previous["steps"] != args.steps or previous["history"] != args.history:
-            parser.error(f"--reuse {args.reuse}: another --steps or --history")
+        if (previous["steps"], previous["history"], previous.get("paths", "hops:4")) != (
+                args.steps, args.history, args.paths):
+            parser.error(f"--reuse {args.reuse}: another --steps, --history or --paths")
         known = {(c["topology"], c["setting"]): c for c in previous["cases"]}
     cases = []
     for i, name in enumerate(names):
@@ -163,14 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for setting in args.settings.split(","):
             c = run_case(name, setting, args.model, methods, args.steps, SEED + 10 * i,
-                         args.history, known.get((name, setting)))
+                         args.history, known.get((name, setting)), args.paths)
             log.warning("%s/%s (%d nodes): %s", name, setting, c["nodes"],
                         {m: round(s["mean"], 3) for m, s in c["methods"].items()})
             cases.append(c)
             if args.json:  # so far: a stopped run keeps what it measured (--reuse it)
-                Path(args.json).write_text(json.dumps(
-                    {"steps": args.steps, "history": args.history, "cases": cases}))
+                Path(args.json).write_text(json.dumps({"steps": args.steps, "history": args.history,
+                                                       "paths": args.paths, "cases": cases}))
     result = {"model": args.model, "steps": args.steps, "history": args.history,
+              "paths": args.paths,
               "aggregate": aggregate(cases, methods), "cases": cases}
     emit(result, args.json)
     if args.plot:
