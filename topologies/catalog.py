@@ -108,8 +108,9 @@ def wan(n: int = 100, edge: int = 20, seed: int = 1,
 
     Nodes ``w0..w{n-1}`` lie uniformly on the unit square; the links are the Euclidean
     minimum spanning tree (so it is connected) plus Waxman links, each pair with probability
-    ``0.4 · exp(-d / a)``, ``a = 1 / sqrt(0.8 π n)``, which keeps the mean degree about 3 at
-    every size, as in backbones. Capacities by degree: a link whose ends both have degree >= 5
+    ``β · exp(-d / (α √2))`` with BRITE's ``α = 0.15`` (long-haul links are likely enough for
+    paths of a few hops) and ``β`` set so that they add ``n / 2`` links on average: a mean
+    degree about 3 at every size, as in backbones. Capacities by degree: a link whose ends both have degree >= 5
     gets 10x ``capacity_mbps``, >= 3 gets 4x, else 1x (a fat core, thin access). Traffic
     enters and leaves at the ``edge`` nodes of lowest degree (ties: lower index; node
     attribute ``hosts``); ``edge = 0`` means every node.
@@ -127,8 +128,9 @@ def wan(n: int = 100, edge: int = 20, seed: int = 1,
     tree = minimum_spanning_tree(dist).tocoo()
     linked = np.zeros((n, n), bool)
     linked[tree.row, tree.col] = True
-    reach = 1.0 / np.sqrt(0.8 * np.pi * n)
-    linked |= np.triu(rng.random((n, n)) < 0.4 * np.exp(-dist / reach), 1)
+    closeness = np.triu(np.exp(-dist / (0.15 * np.sqrt(2.0))), 1)
+    beta = 0.5 * n / closeness.sum()
+    linked |= np.triu(rng.random((n, n)) < beta * closeness, 1)
     linked = np.triu(linked | linked.T, 1)
     degree = (linked | linked.T).sum(1)
     hosts = np.ones(n, bool) if edge == 0 else np.isin(
