@@ -9,6 +9,7 @@ Ray (each job must be a pure function of its arguments, e.g. with its own random
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,9 @@ def ray_map(function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]],
         raise RuntimeError("Ray is not installed: pip install 'ryute[cluster]' (or drop "
                            "--ray-address)") from None
     if not ray.is_initialized():
+        # Ray starts local workers at niceness 15: on a shared machine they would yield to
+        # everything else, though they are the run's own work.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False)
         else:
