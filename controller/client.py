@@ -129,13 +129,16 @@ def run_decisions(args: argparse.Namespace) -> int:
 
 
 def _decisions_text(answer: dict[str, Any]) -> str:
-    lines = [f"{'seq':>6} {'mode':6} {'source':8} {'fallback':>8} {'agent':>8} {'measured':>8}  "
-             "reasons"]
+    lines = [f"{'seq':>6} {'mode':6} {'source':10} {'fallback':>8} {'agent':>8} {'measured':>8}  "
+             "reasons (and what was done)"]
     for d in answer["decisions"]:
         predicted = d["predicted_mlu"]
-        lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:8} {_num(predicted['fallback'])}"
-                     f" {_num(predicted['agent'])} {_num(d['measured_mlu'])}  "
-                     f"{'; '.join(d['reasons'])}")
+        why = "; ".join(d["reasons"])
+        if d.get("action"):  # absent from the records of older controllers
+            why += f" -> {d['action']}" if why else d["action"]
+        lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:10} "
+                     f"{_num(predicted['fallback'])} {_num(predicted['agent'])} "
+                     f"{_num(d['measured_mlu'])}  {why}")
     return "\n".join(lines)
 
 
@@ -183,6 +186,8 @@ def _record_problem(record: Any) -> str | None:
     seq = record.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int):
         return "no integer seq"
+    if not isinstance(record.get("source", ""), str):
+        return "source must be a string"
     reasons = record.get("reasons", [])
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         return "reasons must be a list of strings"
@@ -197,8 +202,10 @@ def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     agent = [r["predicted_mlu"]["agent"] for r in both]
     measured = [r["measured_mlu"] for r in records if r.get("measured_mlu") is not None]
     better = [a < f * (1 - 1e-9) for a, f in zip(agent, fallback)]
+    sources = [r.get("source", "?") for r in records]
     return {
         "decisions": len(records),
+        "installed": {source: sources.count(source) for source in sorted(set(sources))},
         "with_agent": len(both),
         "differed": sum(1 for r in both if r.get("differ")),
         "agent_trusted": sum(1 for r in records if r.get("trusted")),
@@ -248,6 +255,7 @@ def run_shadow_report(args: argparse.Namespace) -> int:
         f"{'predicted MLU, mean':22}{_num(mean['fallback']):>10}{_num(mean['agent']):>10}",
         f"{'predicted MLU, max':22}{_num(peak['fallback']):>10}{_num(peak['agent']):>10}",
         f"measured MLU (installed decisions), mean: {_num(summary['measured_mlu_mean']).strip()}",
+        "installed: " + ", ".join(f"{k} {v}" for k, v in summary["installed"].items()),
         "activating the agent would have changed the mean predicted MLU by "
         + (f"{change:+.1%}" if change is not None and math.isfinite(change) else "-")
         + f" (better in {summary['agent_better']} of {summary['with_agent']} intervals)",

@@ -69,10 +69,12 @@ class ControllerConfig:
     decision_log: str | None = None
     """JSON-lines file every decision is appended to (None: in memory only)."""
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
-    """When the agent is not trusted: ``budget_ms`` (50), ``mlu_margin`` (0.10),
-    ``drift_factor`` (10), ``recover_after`` (3), ``stale_intervals`` (3), documented and
-    checked in :class:`~controller.decisions.HealthConfig`; as keys and options they stand
-    beside the others (``budget_ms = 100``, ``--budget-ms 100``)."""
+    """When the agent is not trusted, and when its last decision is held over a transient
+    fault: ``budget_ms`` (50), ``mlu_margin`` (0.10), ``mlu_floor`` (0.02), ``drift_factor``
+    (10), ``idle_mlu`` (0.05), ``recover_after`` (3), ``transient_limit`` (3),
+    ``hold_intervals`` (3), ``stale_intervals`` (3), documented and checked in
+    :class:`~controller.decisions.HealthConfig`; as keys they stand beside the others
+    (``budget_ms = 100``) or in a ``health`` table; ``--budget-ms 100`` on the command line."""
     cookie: int = DEFAULT_COOKIE
     """OpenFlow cookie of every rule the app installs."""
     log_level: str = "INFO"

@@ -39,6 +39,11 @@ def test_health_keys_stand_beside_the_others_or_in_a_table(tmp_path, monkeypatch
                     "recover_after = 4\n")
     health = ControllerConfig.load(path).health
     assert (health.stale_intervals, health.recover_after, health.budget_ms) == (2.0, 5, 50.0)
+    path.write_text("transient_limit = 2\n[health]\nhold_intervals = 1.5\nidle_mlu = 0.1\n"
+                    "mlu_floor = 0.01\n")
+    health = ControllerConfig.load(path).health
+    assert (health.transient_limit, health.hold_intervals, health.idle_mlu,
+            health.mlu_floor) == (2, 1.5, 0.1, 0.01)
 
 
 def test_the_command_line_sets_the_budget():
@@ -55,7 +60,8 @@ def test_the_command_line_sets_the_budget():
     ("poll_interval_s = 0\n", "poll_interval_s must be > 0"),
     ("ofp_port = \n", "cannot read controller config"),
     ("budget_ms = 0\n", "budget_ms must be > 0, got 0"),
-    ("recover_after = 0\n", "recover_after >= 1"),
+    ("[health]\ntransient_limit = 0\n", "transient_limit must be an integer >= 1, got 0"),
+    ("recover_after = 0\n", "recover_after must be an integer >= 1, got 0"),
     ("[health]\nbudget = 3\n", "unknown option(s) health.budget"),
     ("health = 3\n", "health must be a table"),
 ])

@@ -164,3 +164,45 @@ def test_status_says_which_model_default_resolved_to(capsys):
         assert "default: generalist.zip, the generalist" in capsys.readouterr().out
     finally:
         server.shutdown()
+
+
+def test_a_held_decision_shows_in_the_decisions_the_metrics_and_the_cli(capsys):
+    """The real app in active mode: a transient agent fault holds the agent's decision."""
+    import time as clock
+
+    import numpy as np
+    from test_decision_loop import Agent
+
+    from controller.decisions import HealthConfig
+
+    # a budget no busy test machine exceeds: the LP agent is never late by accident here
+    config = ControllerConfig(topology="abilene", mode="active",
+                              health=HealthConfig(budget_ms=10_000))
+    app = RyuteApp(ryute_config=config)
+    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        state = app.view.state
+        for u, v in state.path_set.edges:  # no switches here: say every link is up
+            state.set_link_up(u, v, True)
+        state.push_matrix((np.ones((12, 12)) - np.eye(12)) * 100)
+        agent = Agent()
+        app.loop.set_agent(agent, "test-model")
+        for _ in range(3):
+            state.updated_at = clock.time()
+            app._decide_and_install()  # no switches: installs into nothing
+        agent.behaviour = "raise"
+        app._decide_and_install()
+        record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
+        assert record["source"] == "agent-held" and record["seq"] == 4
+        assert record["action"].startswith("transient fault: holding the agent's decision of "
+                                           "seq 3")
+        assert json.loads(call(url, "/te/v1/status")[1])["source"] == "agent-held"
+        metrics = call(url, "/metrics")[1].decode()
+        assert 'ryute_decisions_total{source="agent-held"} 1.0' in metrics
+        assert main(["decisions", "--url", url, "--limit", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "agent-held" in out and "holding the agent's decision of seq 3" in out
+    finally:
+        server.shutdown()
