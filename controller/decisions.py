@@ -210,7 +210,10 @@ class DecisionRecord:
     differ: bool | None
     transition: str | None = None
     action: str | None = None
-    """What was done about the reasons, and why (a held decision, a fallback with no finding)."""
+    """What was done about the reasons, and why (a held decision, a fallback with no finding,
+    a rollout's blend, widening or rollback)."""
+    fraction: float | None = None
+    """With source ``blend``: the share of the weight moved to the agent's split."""
     measured_mlu: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -264,6 +267,93 @@ def training_demand(agent: Policy) -> float | None:
     return getattr(encoding, "scale_reference", None)
 
 
+ROLLOUT_FIELDS = ("fraction", "step", "ingress")
+
+
+@dataclass
+class Rollout:
+    """Gradual activation: in active mode, move only ``fraction`` of each OD pair's weight from
+    the fallback's split to the agent's (source ``blend``), only for the OD pairs entering at
+    the ``ingress`` switches when given (a canary; the others keep the fallback's split).
+
+    After every ``widen_after`` consecutive intervals whose *measured* MLU stays within the
+    margin of the fallback's predicted MLU on the same matrix, ``fraction`` widens by ``step``
+    (0: it stays); at 1 with no canary the agent's own decision is installed. One interval
+    beyond the margin rolls back: the fallback is installed, the mode becomes shadow and
+    ``rolled_back`` says why, until the operator activates again."""
+
+    fraction: float = 1.0
+    step: float = 0.0
+    ingress: frozenset[str] | None = None
+    widen_after: int = 3
+    good: int = 0
+    rolled_back: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) \
+                or not 0 < self.fraction <= 1:
+            problems.append(f"fraction must be a number in (0, 1], got {self.fraction!r}")
+        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) \
+                or not 0 <= self.step <= 1:
+            problems.append(f"step must be a number in [0, 1], got {self.step!r}")
+        if self.ingress is not None and (not self.ingress or not all(
+                isinstance(name, str) and name for name in self.ingress)):
+            problems.append("ingress must be a non-empty list of switch names")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any], nodes: list[str] | None,
+                    widen_after: int = 3) -> Rollout | None:
+        """From the ``fraction``, ``step`` and ``ingress`` fields of a request or a config (None:
+        none given, full activation). Unknown switch names raise ``ValueError``, when ``nodes``
+        are known."""
+        unknown = sorted(set(data) - set(ROLLOUT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown rollout field(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(ROLLOUT_FIELDS)}")
+        given = {key: value for key, value in data.items() if value is not None}
+        if not given:
+            return None
+        ingress = given.get("ingress")
+        if ingress is not None:
+            if isinstance(ingress, str) or not isinstance(ingress, (list, tuple)):
+                raise ValueError("ingress must be a list of switch names")
+            ingress = frozenset(ingress) if all(isinstance(n, str) for n in ingress) else ingress
+            missing = sorted(set(ingress) - set(nodes)) if nodes is not None and \
+                isinstance(ingress, frozenset) else []
+            if missing:
+                raise ValueError(f"no such switch(es) {', '.join(missing)}")
+        return cls(fraction=given.get("fraction", 1.0), step=given.get("step", 0.0),
+                   ingress=ingress, widen_after=widen_after)
+
+    @property
+    def full(self) -> bool:
+        """Nothing left to blend: the agent's own decision."""
+        return self.fraction >= 1 and self.ingress is None
+
+    def blend(self, fallback: Decision, agent: Decision) -> Decision:
+        """``fraction`` of each chosen OD pair's weight moved to the agent's split."""
+        ps = agent.path_set
+        share = np.full(ps.n_ods, float(self.fraction))
+        if self.ingress is not None:
+            share *= np.array([str(s) in self.ingress for s, _ in ps.od_pairs])
+        per_path = share[ps.path_od]
+        return Decision(ps, (1 - per_path) * fallback.weights + per_path * agent.weights)
+
+    def view(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "step": self.step,
+                "ingress": sorted(self.ingress) if self.ingress is not None else None,
+                "widen_after": self.widen_after, "good_intervals": self.good,
+                "rolled_back": self.rolled_back}
+
+    def describe(self) -> str:
+        where = f" of the OD pairs entering at {', '.join(sorted(self.ingress))}" \
+            if self.ingress is not None else ""
+        return f"rollout: {self.fraction:.0%} of the weight{where} on the agent's split"
+
+
 @dataclass(frozen=True)
 class Installed:
     """The agent decision last installed, with what it was made on (to judge holding it)."""
@@ -292,6 +382,7 @@ class DecisionLoop:
         self.external = ExternalDecisions()
         self.source = "fallback"
         self.installed_agent: Installed | None = None
+        self.rollout: Rollout | None = None
         self._busy = threading.Event()
         self._seq = 0
 
@@ -305,6 +396,16 @@ class DecisionLoop:
         self.installed_agent = None
         LOG.info("agent %s loaded; untrusted until %d healthy decisions", model_id,
                  self.config.recover_after)
+
+    def set_mode(self, mode: Mode, rollout: Rollout | None = None) -> None:
+        """The operator's mode; ``rollout`` (active mode only) activates gradually."""
+        if rollout is not None and Mode(mode) is not Mode.ACTIVE:
+            raise ValueError(f"a rollout (fraction, step, ingress) needs mode active, not "
+                             f"{Mode(mode).value}")
+        if Mode(mode) is not self.mode or rollout != self.rollout:
+            LOG.warning("mode %s -> %s%s", self.mode.value, Mode(mode).value,
+                        f" ({rollout.describe()})" if rollout else "")
+        self.mode, self.rollout = Mode(mode), rollout
 
     def decide(self, state: NetworkState, now: float) -> tuple[Decision, DecisionRecord]:
         """One interval: both decide, health is judged, the effective decision is returned."""
@@ -334,14 +435,16 @@ class DecisionLoop:
             transition = self.health.update(findings, [fault] if fault else [])
             self._log_transition(transition)
             reasons = self.health.reasons
+            rollout_note = self._judge_rollout(state, predicted)
             if self.mode is Mode.ACTIVE:
                 installed, source, action = self._choose(state, now, fallback, agent_decision,
                                                          fault, predicted)
+            if rollout_note:
+                action = rollout_note + (f"; {action}" if action else "")
         self.source = source
         self._seq += 1
-        if source == "agent":
-            assert agent_decision is not None
-            self.installed_agent = Installed(agent_decision, self._seq, now,
+        if source in ("agent", "blend"):
+            self.installed_agent = Installed(installed, self._seq, now,
                                              frozenset(state.down_links))
         elif source != "agent-held":
             self.installed_agent = None
@@ -353,7 +456,8 @@ class DecisionLoop:
             decision_ms={"fallback": fallback_ms, "agent": agent_ms},
             differ=(None if agent_decision is None
                     else not np.allclose(agent_decision.weights, fallback.weights, atol=1e-3)),
-            transition=transition, action=action)
+            transition=transition, action=action,
+            fraction=self.rollout.fraction if source == "blend" and self.rollout else None)
         self.log.append(record)
         return installed, record
 
@@ -369,7 +473,11 @@ class DecisionLoop:
                 f"the agent is healthy and earns trust: {self.health.streak} of "
                 f"{self.config.recover_after} healthy decisions")
         if fault is None and fresh is not None:
-            return fresh, "agent", None
+            if self.rollout is None or self.rollout.full:
+                return fresh, "agent", None
+            blended = self.rollout.blend(fallback, fresh)
+            predicted["blend"] = self._predict(state, blended, state.last_matrix)
+            return blended, "blend", self.rollout.describe()
         held = self.installed_agent
         why_not = self._hold_problem(state, now, held, predicted)
         if held is None or why_not:
@@ -379,6 +487,38 @@ class DecisionLoop:
             f"transient fault: holding the agent's decision of seq {held.seq} (made "
             f"{now - held.made_at:.1f} s ago; predicted MLU {predicted['held']:.3f}, the "
             f"fallback's {predicted['fallback']:.3f})")
+
+    def _judge_rollout(self, state: NetworkState,
+                       predicted: dict[str, float | None]) -> str | None:
+        """After an interval with a rollout's decision installed: roll back when the measured
+        MLU was worse than the fallback's predicted MLU on the same matrix (beyond the margin
+        and the floor), widen after ``widen_after`` good intervals. Returns what was done."""
+        rollout = self.rollout
+        if rollout is None or self.mode is not Mode.ACTIVE:
+            return None
+        if self.source not in ("blend", "agent-held"):
+            rollout.good = 0  # good intervals count in a row, with the rollout's split installed
+            return None
+        measured, expected = _finite(state.mlu), predicted["fallback"]
+        if measured is None or expected is None:
+            return None
+        if self.config.worse(measured, expected):
+            rollout.rolled_back = (f"measured MLU {measured:.3f} worse than the fallback's "
+                                   f"predicted {expected:.3f} on the same matrix at "
+                                   f"{rollout.fraction:.0%}")
+            self.mode = Mode.SHADOW
+            LOG.warning("rollout rolled back, mode shadow: %s", rollout.rolled_back)
+            return f"rollback to the fallback, mode shadow: {rollout.rolled_back}"
+        rollout.good += 1
+        if rollout.step <= 0 or rollout.good < rollout.widen_after:
+            return None
+        before, rollout.fraction, rollout.good = rollout.fraction, \
+            min(1.0, rollout.fraction + rollout.step), 0
+        done = " (complete: the agent's own decision)" if rollout.full else ""
+        LOG.info("rollout widened %.0f%% -> %.0f%%%s", before * 100, rollout.fraction * 100, done)
+        return (f"rollout widened {before:.0%} -> {rollout.fraction:.0%} after "
+                f"{rollout.widen_after} intervals with measured MLU within the margin of the "
+                f"fallback's{done}")
 
     def _hold_problem(self, state: NetworkState, now: float, held: Installed | None,
                       predicted: dict[str, float | None]) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from agents.baselines import make_policy
-from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode
+from controller.decisions import DecisionLog, DecisionLoop, HealthConfig, Mode, Rollout
 from sim.decision import Decision
+from sim.loads import link_loads
 from sim.optimal import path_optimal
 from sim.paths import PathSet
 from sim.state import NetworkState
@@ -306,3 +308,99 @@ def test_injected_faults_are_caught_by_the_health_checks(path_set, tmp_path, fau
 def test_bad_health_settings_are_refused_with_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         HealthConfig(**{field: value})
+
+
+# -- gradual activation ----------------------------------------------------------------------
+def measured_as_installed(state, decision, factor=1.0):
+    """The switches carried the installed decision as the fluid model says (x ``factor``)."""
+    state.set_loads(link_loads(state.path_set, decision, state.last_matrix) * factor)
+
+
+def test_a_rollout_blends_a_fraction_of_each_od_pair_toward_the_agent(path_set):
+    loop, state = trusted_loop_with_a_link_down(path_set, Agent())
+    loop.set_mode(Mode.ACTIVE, Rollout(fraction=0.25))
+    decision, record = loop.decide(state, NOW)
+    fallback = make_policy("invcap", path_set).decide(state)
+    agent = Agent().decide(state)
+    assert record.source == "blend" and record.fraction == 0.25
+    np.testing.assert_allclose(decision.weights, 0.75 * fallback.weights + 0.25 * agent.weights)
+    assert not decision.validate(DOWN)
+    assert record.action == "rollout: 25% of the weight on the agent's split"
+    assert record.predicted_mlu["agent"] <= record.predicted_mlu["blend"] \
+        <= record.predicted_mlu["fallback"]
+
+
+def test_a_canary_moves_only_the_od_pairs_of_the_chosen_ingress_switches(path_set):
+    loop, state = trusted_loop_with_a_link_down(path_set, Agent())
+    loop.set_mode(Mode.ACTIVE, Rollout.from_fields({"ingress": ["ATLAng"]}, path_set.nodes))
+    decision, record = loop.decide(state, NOW)
+    fallback = make_policy("invcap", path_set).decide(state)
+    agent = Agent().decide(state)
+    assert record.source == "blend" and "OD pairs entering at ATLAng" in record.action
+    for od, (s, _) in enumerate(path_set.od_pairs):
+        want = agent if s == "ATLAng" else fallback
+        np.testing.assert_allclose(decision.od_weights(od), want.od_weights(od))
+
+
+def test_a_rollout_widens_while_the_measured_mlu_is_no_worse_than_the_fallbacks(path_set):
+    loop, state = trusted_loop_with_a_link_down(path_set, Agent())
+    loop.set_mode(Mode.ACTIVE, Rollout.from_fields({"fraction": 0.25, "step": 0.25},
+                                                   path_set.nodes, widen_after=2))
+    steps = []
+    for _ in range(8):
+        decision, record = loop.decide(state, NOW)
+        measured_as_installed(state, decision)
+        steps.append((record.source, record.fraction))
+    assert steps == [("blend", 0.25), ("blend", 0.25), ("blend", 0.5), ("blend", 0.5),
+                     ("blend", 0.75), ("blend", 0.75), ("agent", None), ("agent", None)]
+    widened = [r.action for r in loop.log.records if r.action and "widened" in r.action]
+    assert widened[0].startswith("rollout widened 25% -> 50% after 2 intervals with measured "
+                                 "MLU within the margin of the fallback's")
+    assert widened[-1].endswith("(complete: the agent's own decision)")
+
+
+def test_a_rollout_rolls_back_when_the_measured_mlu_is_worse_than_the_fallbacks(path_set):
+    loop, state = trusted_loop_with_a_link_down(path_set, Agent())
+    loop.set_mode(Mode.ACTIVE, Rollout(fraction=0.5, step=0.25))
+    decision, record = loop.decide(state, NOW)
+    assert record.source == "blend"
+    measured_as_installed(state, decision, factor=1.5)  # the switches did worse than predicted
+    decision, record = loop.decide(state, NOW)
+    assert record.source == "fallback" and loop.mode is Mode.SHADOW
+    assert record.action.startswith("rollback to the fallback, mode shadow: measured MLU ")
+    assert "worse than the fallback's predicted" in loop.rollout.rolled_back
+    np.testing.assert_array_equal(decision.weights,
+                                  make_policy("invcap", path_set).decide(state).weights)
+    assert loop.decide(state, NOW)[1].source == "fallback"  # until the operator activates again
+
+
+def test_on_an_idle_network_the_measured_mlu_does_not_roll_back(path_set):
+    loop, state = trusted_loop_with_a_link_down(path_set, Agent())
+    loop.set_mode(Mode.ACTIVE, Rollout(fraction=0.5))
+    quiet = make_state(path_set, scale=0.01, down=DOWN)
+    decision, _ = loop.decide(quiet, NOW)
+    measured_as_installed(quiet, decision, factor=3.0)  # 3 x an MLU of ~0.002: noise
+    assert loop.decide(quiet, NOW)[1].source == "blend"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"fraction": 0}, "fraction must be a number in (0, 1], got 0"),
+    ({"fraction": 1.5}, "fraction must be a number in (0, 1], got 1.5"),
+    ({"fraction": "half"}, "fraction must be a number in (0, 1], got 'half'"),
+    ({"fraction": True}, "fraction must be a number in (0, 1], got True"),
+    ({"step": -0.1}, "step must be a number in [0, 1], got -0.1"),
+    ({"ingress": "ATLAng"}, "ingress must be a list of switch names"),
+    ({"ingress": []}, "ingress must be a non-empty list"),
+    ({"ingress": ["ATLAng", "Nowhere"]}, "no such switch(es) Nowhere"),
+    ({"speed": 2}, "unknown rollout field(s) speed; allowed: fraction, step, ingress"),
+])
+def test_bad_rollouts_are_one_clear_error(path_set, data, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Rollout.from_fields(data, path_set.nodes)
+
+
+def test_a_rollout_needs_active_mode(path_set):
+    loop = loop_with(path_set, Agent())
+    with pytest.raises(ValueError, match="needs mode active, not shadow"):
+        loop.set_mode(Mode.SHADOW, Rollout(fraction=0.5))
+    assert Rollout.from_fields({"fraction": None}, path_set.nodes) is None  # full activation
