@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(func=run_status)
     mode = subparsers.add_parser("mode", parents=[common], help="switch between shadow and active")
     mode.add_argument("mode", choices=["shadow", "active"])
+    mode.add_argument("--fraction", type=float,
+                      help="active, gradually: share of each OD pair's weight moved from the "
+                           "fallback's split to the agent's, in (0, 1]")
+    mode.add_argument("--step", type=float,
+                      help="widen the fraction by this while the measured MLU stays within the "
+                           "margin of the fallback's; rolled back to shadow when it does not")
+    mode.add_argument("--ingress", type=lambda text: [n for n in text.split(",") if n],
+                      help="canary: only the OD pairs entering at these switches (a,b,c)")
     mode.set_defaults(func=run_mode)
     decisions = subparsers.add_parser("decisions", parents=[common], help="the latest decisions")
     decisions.add_argument("--limit", type=int, default=10, help="how many (default 10)")
@@ -117,9 +125,25 @@ def _status_text(s: dict[str, Any]) -> str:
 
 
 def run_mode(args: argparse.Namespace) -> int:
-    answer = request(args.url, "/te/v1/mode", "PUT", {"mode": args.mode}, args.token)
-    return _show(args, answer, "/te/v1/mode",
-                 lambda: f"mode {answer['mode']} (installed now: {answer['source']})")
+    body = {"mode": args.mode, **{name: getattr(args, name) for name in
+                                  ("fraction", "step", "ingress") if getattr(args, name) is not None}}
+    answer = request(args.url, "/te/v1/mode", "PUT", body, args.token)
+    return _show(args, answer, "/te/v1/mode", lambda: _mode_text(answer))
+
+
+def _mode_text(answer: dict[str, Any]) -> str:
+    text = f"mode {answer['mode']} (installed now: {answer['source']})"
+    rollout = answer.get("rollout")  # absent from older controllers
+    if rollout:
+        where = f" of the OD pairs entering at {', '.join(rollout['ingress'])}" \
+            if rollout["ingress"] else ""
+        text += f"\nrollout     {rollout['fraction']:.0%} of the weight{where} on the agent's split"
+        if rollout["step"]:
+            text += f", widened by {rollout['step']:.0%} every {rollout['widen_after']} good " \
+                    "intervals"
+        if rollout["rolled_back"]:
+            text += f"\nrolled back {rollout['rolled_back']}"
+    return text
 
 
 def run_decisions(args: argparse.Namespace) -> int:

@@ -316,16 +316,17 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
 AGENT_SOURCES = ("agent", "agent-held")
 """Sources of a decision record that install the agent's decision: its fresh one, or the one
 it made earlier, held over a transient fault (late, busy, raised)."""
-SOURCE_LETTERS = {"agent": "a", "agent-held": "h", "fallback": "f", "external": "e"}
+SOURCE_LETTERS = {"agent": "a", "agent-held": "h", "blend": "b", "fallback": "f", "external": "e"}
 
 
 def decision_counts(decisions: list[dict]) -> dict[str, Any]:
     """How many decisions installed the agent's decision (fresh or held), how many held one,
-    and the first distinct reasons given."""
+    how many a rollout's blend of it with the fallback's, and the first distinct reasons."""
     return {
         "decisions": len(decisions),
         "agent_installed": sum(d["source"] in AGENT_SOURCES for d in decisions),
         "agent_held": sum(d["source"] == "agent-held" for d in decisions),
+        "agent_blend": sum(d["source"] == "blend" for d in decisions),
         "agent_untrusted_reasons": sorted({reason for d in decisions
                                            for reason in d["reasons"]})[:5],
     }

@@ -54,6 +54,21 @@ def test_the_command_line_sets_the_budget():
     assert config_from_args(args).health.budget_ms == 120.0
 
 
+def test_a_rollout_from_the_command_line_and_a_file(tmp_path):
+    from controller.launcher import config_from_args
+    from lab.cli import build_parser
+
+    args = build_parser().parse_args(["controller", "--mode", "active", "--rollout-fraction",
+                                      "0.25", "--rollout-step", "0.25", "--rollout-ingress",
+                                      "s1,s2"])
+    config = config_from_args(args)
+    assert config.rollout_fields() == {"fraction": 0.25, "step": 0.25, "ingress": ["s1", "s2"]}
+    path = tmp_path / "ryute.toml"
+    path.write_text("mode = 'active'\nrollout_fraction = 0.1\nrollout_ingress = ['s3']\n")
+    assert ControllerConfig.load(path).rollout_fields() == {"fraction": 0.1, "step": None,
+                                                           "ingress": ["s3"]}
+
+
 @pytest.mark.parametrize("text, message", [
     ("ofp_prot = 1\n", "unknown option(s) ofp_prot"),
     ("ofp_port = 70000\n", "ofp_port must be 1..65535"),
@@ -64,6 +79,10 @@ def test_the_command_line_sets_the_budget():
     ("recover_after = 0\n", "recover_after must be an integer >= 1, got 0"),
     ("[health]\nbudget = 3\n", "unknown option(s) health.budget"),
     ("health = 3\n", "health must be a table"),
+    ("mode = 'active'\nrollout_fraction = 0\n", "rollout_fraction must be a number in (0, 1]"),
+    ("mode = 'active'\nrollout_step = 2\n", "rollout_step must be a number in [0, 1], got 2"),
+    ("mode = 'active'\nrollout_ingress = 's1'\n", "rollout_ingress must be a list of switch"),
+    ("rollout_fraction = 0.5\n", "rollout_ingress need mode active, not shadow"),
 ])
 def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.toml"

@@ -60,9 +60,10 @@ def test_decisions_held_over_a_transient_fault_count_as_the_agents():
 
     decisions = [{"source": s, "reasons": r} for s, r in [
         ("agent", []), ("agent-held", ["decision slower than the 50 ms budget"]),
-        ("fallback", ["input drift: x"]), ("agent", [])]]
+        ("fallback", ["input drift: x"]), ("agent", []), ("blend", [])]]
     counts = decision_counts(decisions)
-    assert (counts["decisions"], counts["agent_installed"], counts["agent_held"]) == (4, 3, 1)
+    assert (counts["decisions"], counts["agent_installed"], counts["agent_held"],
+            counts["agent_blend"]) == (5, 3, 1, 1)
     assert counts["agent_untrusted_reasons"] == ["decision slower than the 50 ms budget",
                                                  "input drift: x"]
-    assert sources_text({"agent": 2, "agent-held": 1, "fallback": 3}) == "a2,h1,f3"
+    assert sources_text({"agent": 2, "agent-held": 1, "blend": 1, "fallback": 3}) == "a2,h1,b1,f3"
