@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
@@ -168,18 +168,18 @@ class Health:
     reasons: list[str] = field(default_factory=lambda: ["no decision yet"])
     transitions: int = 0
 
-    def update(self, findings: list[str], transient: list[str] = ()) -> str | None:
+    def update(self, findings: list[str], transient: Sequence[str] = ()) -> str | None:
         """Record one decision's findings and transient faults; returns "trusted"/"untrusted"
         on a transition."""
-        findings, transient = list(findings), list(transient)
-        if transient and not findings:
+        findings, faults = list(findings), list(transient)
+        if faults and not findings:
             self.transient_streak += 1
             if self.transient_streak < self.transient_limit:
-                self.reasons = transient
+                self.reasons = faults
                 return None
             findings = [f"{self.transient_streak} transient faults in a row (limit "
                         f"{self.transient_limit})"]
-        self.reasons = transient + findings
+        self.reasons = faults + findings
         if findings:
             self.streak = self.transient_streak = 0
             if self.trusted:
@@ -316,13 +316,14 @@ class Rollout:
         given = {key: value for key, value in data.items() if value is not None}
         if not given:
             return None
-        ingress = given.get("ingress")
-        if ingress is not None:
-            if isinstance(ingress, str) or not isinstance(ingress, (list, tuple)):
+        ingress: frozenset[str] | None = None
+        if given.get("ingress") is not None:
+            names = given["ingress"]
+            if not isinstance(names, (list, tuple)) or not all(
+                    isinstance(name, str) and name for name in names):
                 raise ValueError("ingress must be a list of switch names")
-            ingress = frozenset(ingress) if all(isinstance(n, str) for n in ingress) else ingress
-            missing = sorted(set(ingress) - set(nodes)) if nodes is not None and \
-                isinstance(ingress, frozenset) else []
+            ingress = frozenset(names)
+            missing = sorted(ingress - set(nodes)) if nodes is not None else []
             if missing:
                 raise ValueError(f"no such switch(es) {', '.join(missing)}")
         return cls(fraction=given.get("fraction", 1.0), step=given.get("step", 0.0),
@@ -573,7 +574,7 @@ class DecisionLoop:
         An idle network is not drift: zero demand, or so little that the fallback's predicted
         MLU is below ``idle_mlu``. No traffic is a normal state, not an unknown input."""
         findings = self._stale(state, now)
-        reference = training_demand(self.agent)
+        reference = training_demand(self.agent) if self.agent is not None else None
         matrix = state.last_matrix
         if not reference or matrix is None:
             return findings
