@@ -790,12 +790,14 @@ class RyuteApp(app_manager.OSKenApp):
             raise HttpError(HTTPStatus.FORBIDDEN, "external mode needs a configured api_token")
         try:
             rollout = self._rollout(body)
-            if Mode(mode) is not self.loop.mode or rollout != self.loop.rollout:
-                LOG.warning("mode %s -> %s (by REST request)", self.loop.mode.value, mode)
+            changed = Mode(mode) is not self.loop.mode or rollout != self.loop.rollout
+            if changed:
                 self.loop.set_mode(Mode(mode), rollout)
-                self._decide_and_install()  # takes effect now, not at the next interval
         except ValueError as error:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        if changed:
+            LOG.warning("mode -> %s (by REST request)", mode)
+            self._decide_and_install()  # takes effect now, not at the next interval
         return self.mode_view()
 
     def _rollout(self, fields: dict[str, Any]) -> Rollout | None:
