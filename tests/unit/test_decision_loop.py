@@ -56,7 +56,7 @@ class Agent:
         if self.behaviour == "raise":
             raise RuntimeError("model exploded")
         if self.behaviour == "slow":
-            time.sleep(0.3)
+            time.sleep(1.0)
         if self.behaviour == "down_link":
             dead = ~ps.live_paths(state.down_links)
             return Decision(ps, np.where(dead, 1.0, 1e-9))
@@ -70,8 +70,10 @@ class Agent:
 
 
 def loop_with(path_set, agent, mode=Mode.ACTIVE, **health):
+    """A loop with a budget the LP agent (~10 ms) meets even on a loaded 2-core machine; the
+    "slow" agent (1 s) never does."""
     loop = DecisionLoop(make_policy("invcap", path_set), poll_interval_s=2.0, mode=mode,
-                        health=HealthConfig(**{"budget_ms": 100, **health}))
+                        health=HealthConfig(**{"budget_ms": 500, **health}))
     loop.set_agent(agent, "test-model")
     return loop
 
@@ -138,7 +140,7 @@ def test_a_finding_hands_over_to_the_fallback_in_the_same_interval(path_set, beh
 
 @pytest.mark.parametrize("behaviour, reason", [
     ("raise", "agent raised RuntimeError: model exploded"),
-    ("slow", "slower than the 100 ms budget"),
+    ("slow", "slower than the 500 ms budget"),
 ])
 def test_a_transient_fault_holds_the_agents_decision(path_set, behaviour, reason):
     agent = Agent()
@@ -154,7 +156,7 @@ def test_a_transient_fault_holds_the_agents_decision(path_set, behaviour, reason
     np.testing.assert_array_equal(decision.weights, last.weights)
     assert record.predicted_mlu["held"] == pytest.approx(loop.log.records[-2].predicted_mlu["agent"])
     if behaviour == "slow":
-        time.sleep(0.4)  # let the abandoned call finish
+        time.sleep(1.1)  # let the abandoned call finish
     agent.behaviour = "optimal"
     assert loop.decide(state, NOW + 6)[1].source == "agent"  # no hysteresis after a transient
 
@@ -251,7 +253,7 @@ def test_a_busy_agent_is_not_called_twice(path_set):
     loop.decide(state, NOW)
     _, record = loop.decide(state, NOW)
     assert "previous agent decision still running" in record.reasons
-    time.sleep(0.4)
+    time.sleep(1.1)
 
 
 def test_without_an_agent_the_fallback_decides(path_set):
@@ -288,13 +290,13 @@ def test_injected_faults_are_caught_by_the_health_checks(path_set, tmp_path, fau
     control = tmp_path / "faults.json"
     agent = FaultInjector(Agent(reference=100 * 132), control)
     loop, state = trusted_loop_with_a_link_down(path_set, agent)
-    control.write_text(json.dumps({"fault": fault, "seconds": 0.3}))
+    control.write_text(json.dumps({"fault": fault, "seconds": 1.0}))
     decision, record = loop.decide(state, NOW)
     assert record.source == source and any(reason in r for r in record.reasons), record
     assert not decision.validate(DOWN)
     control.write_text("{}")
     if fault == "sleep":
-        time.sleep(0.4)
+        time.sleep(1.1)
     assert [loop.decide(state, NOW)[1].source for _ in range(3)][-1] == "agent"
 
 

@@ -46,13 +46,14 @@ def test_a_file_that_is_not_a_decision_log_is_one_clear_error(tmp_path, capsys):
 def test_report_and_decisions_view_show_held_decisions(tmp_path, capsys):
     """A transient fault in active mode: the log says the agent's decision was held, and why."""
     from controller.client import _decisions_text
-    from controller.decisions import Mode
+    from controller.decisions import HealthConfig, Mode
 
     path_set = PathSet.from_graph(load_topology("abilene"), k=4)
     log_file = tmp_path / "decisions.jsonl"
     agent = Agent()
     loop = DecisionLoop(make_policy("invcap", path_set), poll_interval_s=2.0, mode=Mode.ACTIVE,
-                        log=DecisionLog(path=log_file))
+                        log=DecisionLog(path=log_file),
+                        health=HealthConfig(budget_ms=5000))  # never late by accident
     loop.set_agent(agent, "m1")
     for i in range(5):
         agent.behaviour = "raise" if i == 3 else "optimal"
