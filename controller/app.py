@@ -45,7 +45,7 @@ from agents.baselines import ShortestPathPolicy, fallback_policy
 from controller import faults, openflow, pipeline
 from controller.auth import new_api_token
 from controller.config import ControllerConfig
-from controller.decisions import DecisionLog, DecisionLoop, Mode, Outcome
+from controller.decisions import ROLLOUT_FIELDS, DecisionLog, DecisionLoop, Mode, Outcome, Rollout
 from controller.discovery import Link, LinkDiscovery
 from controller.metrics import Metrics
 from controller.network import NetworkView
@@ -114,6 +114,11 @@ class RyuteApp(app_manager.OSKenApp):
             mode=Mode(config.mode), runner=green_runner,
             health=config.health,
             log=DecisionLog(path=config.decision_log))
+        try:
+            self.loop.set_mode(Mode(config.mode), self._rollout(config.rollout_fields()))
+        except ValueError as error:  # e.g. a canary switch the topology does not have
+            LOG.error("rollout refused, starting in shadow mode: %s", error)
+            self.loop.set_mode(Mode.SHADOW)
         self.model_spec = config.model
         self.model_resolved: str | None = None  # for --model default: which file, and why
         if config.model:
@@ -770,21 +775,36 @@ class RyuteApp(app_manager.OSKenApp):
         }
 
     def mode_view(self) -> dict[str, Any]:
-        return {"mode": self.loop.mode.value, "source": self.loop.source}
+        rollout = self.loop.rollout
+        return {"mode": self.loop.mode.value, "source": self.loop.source,
+                "rollout": rollout.view() if rollout is not None else None}
 
     def set_mode(self, request: Request) -> dict[str, Any]:
         require_token(request, self.api_token)
-        mode = request.json_object({"mode"}, required={"mode"})["mode"]
+        body = request.json_object({"mode", *ROLLOUT_FIELDS}, required={"mode"})
+        mode = body.pop("mode")
         if mode not in ("shadow", "active", "external"):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
                             f"mode must be 'shadow', 'active' or 'external', got {mode!r}")
         if mode == "external" and self.api_token is None:
             raise HttpError(HTTPStatus.FORBIDDEN, "external mode needs a configured api_token")
-        if Mode(mode) is not self.loop.mode:
-            LOG.warning("mode %s -> %s (by REST request)", self.loop.mode.value, mode)
-            self.loop.mode = Mode(mode)
+        try:
+            rollout = self._rollout(body)
+            changed = Mode(mode) is not self.loop.mode or rollout != self.loop.rollout
+            if changed:
+                self.loop.set_mode(Mode(mode), rollout)
+        except ValueError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        if changed:
+            LOG.warning("mode -> %s (by REST request)", mode)
             self._decide_and_install()  # takes effect now, not at the next interval
         return self.mode_view()
+
+    def _rollout(self, fields: dict[str, Any]) -> Rollout | None:
+        """A gradual activation from these fields (None: none asked for); ``ValueError``."""
+        state = self.view.state
+        nodes = [str(node) for node in state.path_set.nodes] if state is not None else None
+        return Rollout.from_fields(fields, nodes, widen_after=self.config.health.recover_after)
 
     def set_model(self, request: Request) -> dict[str, Any]:
         if self.api_token is None:

@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(func=run_status)
     mode = subparsers.add_parser("mode", parents=[common], help="switch between shadow and active")
     mode.add_argument("mode", choices=["shadow", "active"])
+    mode.add_argument("--fraction", type=float,
+                      help="active, gradually: share of each OD pair's weight moved from the "
+                           "fallback's split to the agent's, in (0, 1]")
+    mode.add_argument("--step", type=float,
+                      help="widen the fraction by this while the measured MLU stays within the "
+                           "margin of the fallback's; rolled back to shadow when it does not")
+    mode.add_argument("--ingress", type=lambda text: [n for n in text.split(",") if n],
+                      help="canary: only the OD pairs entering at these switches (a,b,c)")
     mode.set_defaults(func=run_mode)
     decisions = subparsers.add_parser("decisions", parents=[common], help="the latest decisions")
     decisions.add_argument("--limit", type=int, default=10, help="how many (default 10)")
@@ -117,9 +125,25 @@ def _status_text(s: dict[str, Any]) -> str:
 
 
 def run_mode(args: argparse.Namespace) -> int:
-    answer = request(args.url, "/te/v1/mode", "PUT", {"mode": args.mode}, args.token)
-    return _show(args, answer, "/te/v1/mode",
-                 lambda: f"mode {answer['mode']} (installed now: {answer['source']})")
+    body = {"mode": args.mode, **{name: getattr(args, name) for name in
+                                  ("fraction", "step", "ingress") if getattr(args, name) is not None}}
+    answer = request(args.url, "/te/v1/mode", "PUT", body, args.token)
+    return _show(args, answer, "/te/v1/mode", lambda: _mode_text(answer))
+
+
+def _mode_text(answer: dict[str, Any]) -> str:
+    text = f"mode {answer['mode']} (installed now: {answer['source']})"
+    rollout = answer.get("rollout")  # absent from older controllers
+    if rollout:
+        where = f" of the OD pairs entering at {', '.join(rollout['ingress'])}" \
+            if rollout["ingress"] else ""
+        text += f"\nrollout     {rollout['fraction']:.0%} of the weight{where} on the agent's split"
+        if rollout["step"]:
+            text += f", widened by {rollout['step']:.0%} every {rollout['widen_after']} good " \
+                    "intervals"
+        if rollout["rolled_back"]:
+            text += f"\nrolled back {rollout['rolled_back']}"
+    return text
 
 
 def run_decisions(args: argparse.Namespace) -> int:
@@ -129,13 +153,16 @@ def run_decisions(args: argparse.Namespace) -> int:
 
 
 def _decisions_text(answer: dict[str, Any]) -> str:
-    lines = [f"{'seq':>6} {'mode':6} {'source':8} {'fallback':>8} {'agent':>8} {'measured':>8}  "
-             "reasons"]
+    lines = [f"{'seq':>6} {'mode':6} {'source':10} {'fallback':>8} {'agent':>8} {'measured':>8}  "
+             "reasons (and what was done)"]
     for d in answer["decisions"]:
         predicted = d["predicted_mlu"]
-        lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:8} {_num(predicted['fallback'])}"
-                     f" {_num(predicted['agent'])} {_num(d['measured_mlu'])}  "
-                     f"{'; '.join(d['reasons'])}")
+        why = "; ".join(d["reasons"])
+        if d.get("action"):  # absent from the records of older controllers
+            why += f" -> {d['action']}" if why else d["action"]
+        lines.append(f"{d['seq']:>6} {d['mode']:6} {d['source']:10} "
+                     f"{_num(predicted['fallback'])} {_num(predicted['agent'])} "
+                     f"{_num(d['measured_mlu'])}  {why}")
     return "\n".join(lines)
 
 
@@ -183,6 +210,8 @@ def _record_problem(record: Any) -> str | None:
     seq = record.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int):
         return "no integer seq"
+    if not isinstance(record.get("source", ""), str):
+        return "source must be a string"
     reasons = record.get("reasons", [])
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         return "reasons must be a list of strings"
@@ -197,8 +226,10 @@ def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     agent = [r["predicted_mlu"]["agent"] for r in both]
     measured = [r["measured_mlu"] for r in records if r.get("measured_mlu") is not None]
     better = [a < f * (1 - 1e-9) for a, f in zip(agent, fallback)]
+    sources = [r.get("source", "?") for r in records]
     return {
         "decisions": len(records),
+        "installed": {source: sources.count(source) for source in sorted(set(sources))},
         "with_agent": len(both),
         "differed": sum(1 for r in both if r.get("differ")),
         "agent_trusted": sum(1 for r in records if r.get("trusted")),
@@ -248,6 +279,7 @@ def run_shadow_report(args: argparse.Namespace) -> int:
         f"{'predicted MLU, mean':22}{_num(mean['fallback']):>10}{_num(mean['agent']):>10}",
         f"{'predicted MLU, max':22}{_num(peak['fallback']):>10}{_num(peak['agent']):>10}",
         f"measured MLU (installed decisions), mean: {_num(summary['measured_mlu_mean']).strip()}",
+        "installed: " + ", ".join(f"{k} {v}" for k, v in summary["installed"].items()),
         "activating the agent would have changed the mean predicted MLU by "
         + (f"{change:+.1%}" if change is not None and math.isfinite(change) else "-")
         + f" (better in {summary['agent_better']} of {summary['with_agent']} intervals)",

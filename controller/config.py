@@ -15,7 +15,7 @@ from typing import Any
 
 import tomllib
 
-from controller.decisions import HealthConfig
+from controller.decisions import HealthConfig, Rollout
 
 # "RYUTE" in ASCII: every rule and group the app installs carries it, so that a restarted
 # controller finds, reconciles and removes its own state without touching anyone else's.
@@ -57,6 +57,15 @@ class ControllerConfig:
     mode: str = "shadow"
     """shadow: the agent decides beside the fallback, only the fallback is installed;
     active: the agent's decision is installed while it is healthy."""
+    rollout_fraction: float | None = None
+    """Gradual activation (active mode only): the share of each OD pair's weight moved from the
+    fallback's split to the agent's, in (0, 1]; None: the agent's decision in full."""
+    rollout_step: float = 0.0
+    """Widen ``rollout_fraction`` by this after every ``recover_after`` intervals whose measured
+    MLU stays within the margin of the fallback's predicted MLU (0: it stays); one interval
+    beyond it rolls back to the fallback and shadow mode, with the reason in the log."""
+    rollout_ingress: tuple[str, ...] | None = None
+    """A canary: the rollout moves only the OD pairs entering at these switches."""
     api_token: str | None = None
     """Bearer token for changes through the REST API; generated at start when the API listens
     on a non-loopback address and none is given. Model changes through REST need one."""
@@ -69,10 +78,12 @@ class ControllerConfig:
     decision_log: str | None = None
     """JSON-lines file every decision is appended to (None: in memory only)."""
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
-    """When the agent is not trusted: ``budget_ms`` (50), ``mlu_margin`` (0.10),
-    ``drift_factor`` (10), ``recover_after`` (3), ``stale_intervals`` (3), documented and
-    checked in :class:`~controller.decisions.HealthConfig`; as keys and options they stand
-    beside the others (``budget_ms = 100``, ``--budget-ms 100``)."""
+    """When the agent is not trusted, and when its last decision is held over a transient
+    fault: ``budget_ms`` (50), ``mlu_margin`` (0.10), ``mlu_floor`` (0.02), ``drift_factor``
+    (10), ``idle_mlu`` (0.05), ``recover_after`` (3), ``transient_limit`` (3),
+    ``hold_intervals`` (3), ``stale_intervals`` (3), documented and checked in
+    :class:`~controller.decisions.HealthConfig`; as keys they stand beside the others
+    (``budget_ms = 100``) or in a ``health`` table; ``--budget-ms 100`` on the command line."""
     cookie: int = DEFAULT_COOKIE
     """OpenFlow cookie of every rule the app installs."""
     log_level: str = "INFO"
@@ -99,11 +110,30 @@ class ControllerConfig:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:
             problems.append("cookie must be a non-zero 64-bit integer")
+        problems += self._rollout_problems()
         token_problem = api_token_problem(self.api_token)
         if token_problem:
             problems.append(token_problem)
         if problems:
             raise ValueError("invalid controller configuration: " + "; ".join(problems))
+
+    def rollout_fields(self) -> dict[str, Any]:
+        """The rollout options as :meth:`Rollout.from_fields` takes them."""
+        return {"fraction": self.rollout_fraction, "step": self.rollout_step or None,
+                "ingress": list(self.rollout_ingress) if self.rollout_ingress is not None
+                else None}
+
+    def _rollout_problems(self) -> list[str]:
+        if isinstance(self.rollout_ingress, str):  # "s1" would be read as ("s", "1")
+            return ["rollout_ingress must be a list of switch names"]
+        try:
+            rollout = Rollout.from_fields(self.rollout_fields(), None)
+        except (TypeError, ValueError) as error:
+            return [f"rollout_{error}"]
+        if rollout is not None and self.mode != "active":
+            return [f"rollout_fraction, rollout_step and rollout_ingress need mode active, "
+                    f"not {self.mode}"]
+        return []
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> ControllerConfig:

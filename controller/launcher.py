@@ -48,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fine-tune the model in operation (separate process)")
     parser.add_argument("--budget-ms", type=float, dest="budget_ms",
                         help="agent decision time budget in ms (default 50)")
+    parser.add_argument("--rollout-fraction", type=float, dest="rollout_fraction",
+                        help="active mode, gradually: share of each OD pair's weight moved to "
+                             "the agent's split, in (0, 1]")
+    parser.add_argument("--rollout-step", type=float, dest="rollout_step",
+                        help="widen the fraction by this while the measured MLU stays within "
+                             "the margin of the fallback's (default 0: it stays)")
+    parser.add_argument("--rollout-ingress", dest="rollout_ingress",
+                        type=lambda text: tuple(name for name in text.split(",") if name),
+                        help="canary: only the OD pairs entering at these switches (a,b,c)")
     parser.set_defaults(func=run)
 
 
@@ -55,7 +64,8 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
-        "api_token", "decision_log", "budget_ms", "adapt", "trusted_keys")}
+        "api_token", "decision_log", "budget_ms", "adapt", "trusted_keys",
+        "rollout_fraction", "rollout_step", "rollout_ingress")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"
         overrides["api_token"] = os.environ.get("RYUTE_API_TOKEN")
     return ControllerConfig.load(args.config, log_level=args.log_level, **overrides)

@@ -275,7 +275,6 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
             },
         })
     decisions = run.decisions
-    agent_used = sum(d["source"] == "agent" for d in decisions)
     summary = {
         "measured_mlu": _mean([i["measured_mlu"] for i in intervals]),
         "predicted_mlu": {name: _mean([i["predicted_mlu"][name] for i in intervals])
@@ -300,9 +299,7 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
             "mlu_error_max": float(np.max(all_mlu_errors)) if all_mlu_errors else None,
             "readings": len(all_mlu_errors),
         },
-        "decisions": len(decisions),
-        "agent_installed": agent_used,
-        "agent_untrusted_reasons": sorted({reason for d in decisions for reason in d["reasons"]})[:5],
+        **decision_counts(decisions),
         "send_errors": counts.send_errors,
         "late_start_s": counts.late_start_s,
         "max_sender_lag_s": counts.max_lag_s,
@@ -314,6 +311,30 @@ def analyse_phase(run: PhaseRun, plan: ReplayPlan, path_set, edges_index) -> dic
     timeline = [{"t": r.at - run.measured_at, "mlu": max(r.utilization.values())}
                 for r in run.readings if r.utilization]
     return {"summary": summary, "intervals": intervals, "timeline": timeline}
+
+
+AGENT_SOURCES = ("agent", "agent-held")
+"""Sources of a decision record that install the agent's decision: its fresh one, or the one
+it made earlier, held over a transient fault (late, busy, raised)."""
+SOURCE_LETTERS = {"agent": "a", "agent-held": "h", "blend": "b", "fallback": "f", "external": "e"}
+
+
+def decision_counts(decisions: list[dict]) -> dict[str, Any]:
+    """How many decisions installed the agent's decision (fresh or held), how many held one,
+    how many a rollout's blend of it with the fallback's, and the first distinct reasons."""
+    return {
+        "decisions": len(decisions),
+        "agent_installed": sum(d["source"] in AGENT_SOURCES for d in decisions),
+        "agent_held": sum(d["source"] == "agent-held" for d in decisions),
+        "agent_blend": sum(d["source"] == "blend" for d in decisions),
+        "agent_untrusted_reasons": sorted({reason for d in decisions
+                                           for reason in d["reasons"]})[:5],
+    }
+
+
+def sources_text(counts: dict[str, int]) -> str:
+    """``{"agent": 2, "agent-held": 1}`` as ``a2,h1``: one letter per source."""
+    return ",".join(f"{SOURCE_LETTERS.get(k, k)}{v}" for k, v in counts.items())
 
 
 def _mean(values) -> float | None:
@@ -450,7 +471,7 @@ def _print_phase(name: str, phase: dict, say) -> None:
     say(f"{'int':>3} {'MLU meas':>8} {'pred fb':>7} {'pred ag':>7} {'sim':>6} {'loss':>7} "
         f"{'deliv':>7} {'offer err':>9} {'link err':>8} {'sources':>12}")
     for i in phase["intervals"]:
-        sources = ",".join(f"{k[0]}{v}" for k, v in i["sources"].items())
+        sources = sources_text(i["sources"])
         say(f"{i['interval']:>3} {_fmt(i['measured_mlu']):>8} "
             f"{_fmt(i['predicted_mlu']['fallback']):>7} {_fmt(i['predicted_mlu']['agent']):>7} "
             f"{_fmt(i['sim_predicted_mlu']):>6} {_fmt(i['loss'], '.2%'):>7} "
@@ -464,7 +485,9 @@ def _print_phase(name: str, phase: dict, say) -> None:
         f"{_fmt(summary['offered_error_od_median'], '.2%')} (median per OD); fidelity: median "
         f"link error {_fmt(fidelity['link_error_median'], '.1%')}, median MLU error "
         f"{_fmt(fidelity['mlu_error_median'], '.1%')}; agent installed in "
-        f"{summary['agent_installed']}/{summary['decisions']} decisions")
+        f"{summary['agent_installed']}/{summary['decisions']} decisions"
+        + (f" ({summary['agent_held']} held over a transient fault)"
+           if summary.get("agent_held") else ""))
 
 
 def plot(result: dict[str, Any], out: str | Path) -> None:

@@ -39,6 +39,11 @@ def test_health_keys_stand_beside_the_others_or_in_a_table(tmp_path, monkeypatch
                     "recover_after = 4\n")
     health = ControllerConfig.load(path).health
     assert (health.stale_intervals, health.recover_after, health.budget_ms) == (2.0, 5, 50.0)
+    path.write_text("transient_limit = 2\n[health]\nhold_intervals = 1.5\nidle_mlu = 0.1\n"
+                    "mlu_floor = 0.01\n")
+    health = ControllerConfig.load(path).health
+    assert (health.transient_limit, health.hold_intervals, health.idle_mlu,
+            health.mlu_floor) == (2, 1.5, 0.1, 0.01)
 
 
 def test_the_command_line_sets_the_budget():
@@ -49,15 +54,35 @@ def test_the_command_line_sets_the_budget():
     assert config_from_args(args).health.budget_ms == 120.0
 
 
+def test_a_rollout_from_the_command_line_and_a_file(tmp_path):
+    from controller.launcher import config_from_args
+    from lab.cli import build_parser
+
+    args = build_parser().parse_args(["controller", "--mode", "active", "--rollout-fraction",
+                                      "0.25", "--rollout-step", "0.25", "--rollout-ingress",
+                                      "s1,s2"])
+    config = config_from_args(args)
+    assert config.rollout_fields() == {"fraction": 0.25, "step": 0.25, "ingress": ["s1", "s2"]}
+    path = tmp_path / "ryute.toml"
+    path.write_text("mode = 'active'\nrollout_fraction = 0.1\nrollout_ingress = ['s3']\n")
+    assert ControllerConfig.load(path).rollout_fields() == {"fraction": 0.1, "step": None,
+                                                           "ingress": ["s3"]}
+
+
 @pytest.mark.parametrize("text, message", [
     ("ofp_prot = 1\n", "unknown option(s) ofp_prot"),
     ("ofp_port = 70000\n", "ofp_port must be 1..65535"),
     ("poll_interval_s = 0\n", "poll_interval_s must be > 0"),
     ("ofp_port = \n", "cannot read controller config"),
     ("budget_ms = 0\n", "budget_ms must be > 0, got 0"),
-    ("recover_after = 0\n", "recover_after >= 1"),
+    ("[health]\ntransient_limit = 0\n", "transient_limit must be an integer >= 1, got 0"),
+    ("recover_after = 0\n", "recover_after must be an integer >= 1, got 0"),
     ("[health]\nbudget = 3\n", "unknown option(s) health.budget"),
     ("health = 3\n", "health must be a table"),
+    ("mode = 'active'\nrollout_fraction = 0\n", "rollout_fraction must be a number in (0, 1]"),
+    ("mode = 'active'\nrollout_step = 2\n", "rollout_step must be a number in [0, 1], got 2"),
+    ("mode = 'active'\nrollout_ingress = 's1'\n", "rollout_ingress must be a list of switch"),
+    ("rollout_fraction = 0.5\n", "rollout_ingress need mode active, not shadow"),
 ])
 def test_bad_files_fail_with_the_file_and_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.toml"

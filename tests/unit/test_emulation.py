@@ -53,3 +53,17 @@ def test_replays_start_at_ten_o_clock_or_in_the_held_out_part():
     assert default_start("synthetic", 10) == default_start("synthetic:seed=3", 2000) == 120
     assert default_start("week.tm.npz", 2016) == 1612
     assert mininet_start("week.tm.npz", 10, history=12) == 13
+
+
+def test_decisions_held_over_a_transient_fault_count_as_the_agents():
+    from lab.emulate import decision_counts, sources_text
+
+    decisions = [{"source": s, "reasons": r} for s, r in [
+        ("agent", []), ("agent-held", ["decision slower than the 50 ms budget"]),
+        ("fallback", ["input drift: x"]), ("agent", []), ("blend", [])]]
+    counts = decision_counts(decisions)
+    assert (counts["decisions"], counts["agent_installed"], counts["agent_held"],
+            counts["agent_blend"]) == (5, 3, 1, 1)
+    assert counts["agent_untrusted_reasons"] == ["decision slower than the 50 ms budget",
+                                                 "input drift: x"]
+    assert sources_text({"agent": 2, "agent-held": 1, "blend": 1, "fallback": 3}) == "a2,h1,b1,f3"

@@ -1,6 +1,7 @@
 """The REST API of the real app over real HTTP, without switches; and the operator CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import urllib.error
@@ -81,6 +82,16 @@ def test_metrics_are_prometheus_text(api):
     ("/te/v1/nothing", "GET", None, None, 404, "no such resource"),
     ("/te/v1/decisions?limit=zero", "GET", None, None, 400, "limit must be an integer"),
     ("/te/v1/model", "PUT", {"path": "/nonexistent.zip"}, TOKEN, 422, "keeps running"),
+    ("/te/v1/mode", "PUT", {"mode": "active", "fraction": 0}, TOKEN, 422,
+     "fraction must be a number in (0, 1], got 0"),
+    ("/te/v1/mode", "PUT", {"mode": "active", "fraction": "half"}, TOKEN, 422,
+     "fraction must be a number in (0, 1], got 'half'"),
+    ("/te/v1/mode", "PUT", {"mode": "shadow", "fraction": 0.5}, TOKEN, 422,
+     "needs mode active, not shadow"),
+    ("/te/v1/mode", "PUT", {"mode": "active", "ingress": ["Nowhere"]}, TOKEN, 422,
+     "no such switch(es) Nowhere"),
+    ("/te/v1/mode", "PUT", {"mode": "active", "ingress": "ATLAng"}, TOKEN, 422,
+     "ingress must be a list of switch names"),
 ])
 def test_bad_requests_get_a_clear_4xx(api, path, method, body, token, status, message):
     _, url = api
@@ -97,6 +108,25 @@ def test_mode_changes_with_the_token_and_nothing_else_changes(api):
     assert code == 200 and json.loads(answer)["mode"] == "active"
     assert app.loop.mode.value == "active"
     assert call(url, "/te/v1/topology")[1] == before
+    call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
+    assert app.loop.mode.value == "shadow" and app.loop.rollout is None  # the 4xx changed nothing
+
+
+def test_a_gradual_activation_through_the_api_and_the_cli(api, capsys):
+    app, url = api
+    body = {"mode": "active", "fraction": 0.25, "step": 0.25, "ingress": ["ATLAng"]}
+    code, answer = call(url, "/te/v1/mode", "PUT", body, TOKEN)
+    rollout = json.loads(answer)["rollout"]
+    assert code == 200 and (rollout["fraction"], rollout["ingress"]) == (0.25, ["ATLAng"])
+    assert json.loads(call(url, "/te/v1/mode")[1])["rollout"]["step"] == 0.25
+    assert main(["mode", "active", "--fraction", "0.5", "--ingress", "ATLAng,CHINng", "--url", url,
+                 "--token", TOKEN]) == 0
+    assert "rollout     50% of the weight of the OD pairs entering at ATLAng, CHINng on the " \
+           "agent's split" in capsys.readouterr().out
+    assert main(["mode", "active", "--fraction", "2", "--url", url, "--token", TOKEN]) == 2
+    assert "422" in capsys.readouterr().err
+    assert main(["mode", "active", "--url", url, "--token", TOKEN]) == 0  # in full
+    assert app.loop.rollout is None
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
 
 
@@ -164,3 +194,66 @@ def test_status_says_which_model_default_resolved_to(capsys):
         assert "default: generalist.zip, the generalist" in capsys.readouterr().out
     finally:
         server.shutdown()
+
+
+@contextlib.contextmanager
+def active_app(**config):
+    """The real app in active mode over real HTTP, its links up, a matrix measured, an agent
+    that has earned trust (no switches: decisions install into nothing)."""
+    import time as clock
+
+    import numpy as np
+    from test_decision_loop import Agent
+
+    from controller.decisions import HealthConfig
+
+    # a budget no busy test machine exceeds: the LP agent is never late by accident here
+    app = RyuteApp(ryute_config=ControllerConfig(topology="abilene", mode="active",
+                                                 health=HealthConfig(budget_ms=10_000), **config))
+    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        state = app.view.state
+        for u, v in state.path_set.edges:  # no switches here: say every link is up
+            state.set_link_up(u, v, True)
+        state.push_matrix((np.ones((12, 12)) - np.eye(12)) * 100)
+        app.loop.set_agent(Agent(), "test-model")
+        for _ in range(3):
+            state.updated_at = clock.time()
+            app._decide_and_install()
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def test_a_held_decision_shows_in_the_decisions_the_metrics_and_the_cli(capsys):
+    """A transient agent fault in active mode holds the agent's decision."""
+    with active_app() as (app, url):
+        app.loop.agent.behaviour = "raise"
+        app._decide_and_install()
+        record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
+        assert record["source"] == "agent-held" and record["seq"] == 4
+        assert record["action"].startswith("transient fault: holding the agent's decision of "
+                                           "seq 3")
+        assert json.loads(call(url, "/te/v1/status")[1])["source"] == "agent-held"
+        metrics = call(url, "/metrics")[1].decode()
+        assert 'ryute_decisions_total{source="agent-held"} 1.0' in metrics
+        assert main(["decisions", "--url", url, "--limit", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "agent-held" in out and "holding the agent's decision of seq 3" in out
+
+
+def test_a_configured_rollout_blends_then_rolls_back_on_measured_mlu(capsys):
+    from sim.loads import link_loads
+
+    with active_app(rollout_fraction=0.5) as (app, url):
+        record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
+        assert (record["source"], record["fraction"]) == ("blend", 0.5)
+        state = app.view.state  # the switches carried twice what the model predicts
+        state.set_loads(link_loads(state.path_set, app.decision, state.last_matrix) * 2)
+        app._decide_and_install()
+        record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
+        assert record["source"] == "fallback"
+        assert record["action"].startswith("rollback to the fallback, mode shadow: measured MLU")
+        mode = json.loads(call(url, "/te/v1/mode")[1])
+        assert mode["mode"] == "shadow" and "at 50%" in mode["rollout"]["rolled_back"]

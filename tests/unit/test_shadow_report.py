@@ -41,3 +41,41 @@ def test_a_file_that_is_not_a_decision_log_is_one_clear_error(tmp_path, capsys):
     bad.write_text('{"seq": 1}\n')
     assert main(["shadow-report", str(bad)]) == 2
     assert "bad.jsonl:1: not a decision record" in capsys.readouterr().err
+
+
+def test_report_and_decisions_view_show_held_decisions(tmp_path, capsys):
+    """A transient fault in active mode: the log says the agent's decision was held, and why."""
+    from controller.client import _decisions_text
+    from controller.decisions import HealthConfig, Mode
+
+    path_set = PathSet.from_graph(load_topology("abilene"), k=4)
+    log_file = tmp_path / "decisions.jsonl"
+    agent = Agent()
+    loop = DecisionLoop(make_policy("invcap", path_set), poll_interval_s=2.0, mode=Mode.ACTIVE,
+                        log=DecisionLog(path=log_file),
+                        health=HealthConfig(budget_ms=5000))  # never late by accident
+    loop.set_agent(agent, "m1")
+    for i in range(5):
+        agent.behaviour = "raise" if i == 3 else "optimal"
+        loop.decide(make_state(path_set, updated_at=NOW + 2 * i), NOW + 2 * i)
+        loop.log.measured(0.4)
+    assert main(["shadow-report", str(log_file), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["installed"] == {"agent": 2, "agent-held": 1, "fallback": 2}
+    assert summary["unhealthy_reasons"] == {"agent raised RuntimeError": 1}
+    assert main(["shadow-report", str(log_file)]) == 0
+    assert "installed: agent 2, agent-held 1, fallback 2" in capsys.readouterr().out
+    text = _decisions_text({"decisions": loop.log.latest(5)})
+    held = next(line for line in text.splitlines() if " agent-held " in line)
+    assert "agent raised RuntimeError: model exploded -> transient fault: holding the agent's " \
+           "decision of seq 3" in held
+    assert "earns trust: 1 of 3 healthy decisions" in text  # a fallback record says why
+
+
+def test_a_record_with_a_source_that_is_not_a_string_is_refused(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"seq": 1, "predicted_mlu": {"fallback": 0.5}, "source": [1]})
+                   + "\n")
+    assert main(["shadow-report", str(bad)]) == 2
+    assert "bad.jsonl:1: not a decision record (source must be a string)" in \
+        capsys.readouterr().err
