@@ -28,7 +28,7 @@ from sim.state import NetworkState
 from topologies.catalog import load_topology
 from topologies.traffic import synthetic_traffic
 
-TINY = GeneralistConfig(steps=14, history=3, epochs=2, hidden=8, rounds=2, batch_size=4,
+TINY = GeneralistConfig(steps=14, history=3, epochs=2, hidden=8, rounds=2, batch_size=4, trend=True,
                         variants=("as-is", "perturbed"), failures=0.5)
 
 
@@ -246,3 +246,21 @@ def test_ray_prepares_the_same_tasks_as_one_process():
         np.testing.assert_array_equal(a.samples.optima, b.samples.optima)
     for x, y in zip(on_ray.shared.state_dict().values(), here.shared.state_dict().values()):
         assert torch.equal(x, y)
+
+
+def test_fine_tuning_starts_from_the_generalists_weights(generalist):
+    from agents.train import TrainConfig, Trainer, init_shape
+
+    trainer, path = generalist
+    graph = load_topology("ring:n=5")
+    series = synthetic_traffic(graph, steps=120, seed=5)
+    shape = init_shape(str(path))
+    assert shape == {"network": "path", "path_hidden": 8, "path_rounds": 2, "path_trend": True}
+    tuned = Trainer(graph, series, TrainConfig(**shape, init=str(path), history=3, epochs=1,
+                                               validation="24", test="24", timesteps=0))
+    for name, value in trainer.shared.state_dict().items():
+        if name.startswith(("start.", "update.")):
+            assert torch.equal(tuned.net.state_dict()[name], value), name
+    with pytest.raises(ModelFileError, match="--init needs a PathNet of the configured shape"):
+        Trainer(graph, series, TrainConfig(network="path", init=str(path), history=3,
+                                           validation="24", test="24", timesteps=0))
