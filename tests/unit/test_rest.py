@@ -95,7 +95,7 @@ def test_mode_changes_with_the_token_and_nothing_else_changes(api):
     before = call(url, "/te/v1/topology")[1]
     code, answer = call(url, "/te/v1/mode", "PUT", {"mode": "active"}, TOKEN)
     assert code == 200 and json.loads(answer)["mode"] == "active"
-    assert app.loop.mode.value == "active"
+    assert app.plane.loop.mode.value == "active"
     assert call(url, "/te/v1/topology")[1] == before
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
 
@@ -121,7 +121,7 @@ def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
 
     app, url = api
     app._decide_and_install = RyuteApp._decide_and_install.__get__(app)  # no switches: harmless
-    state = app.view.state
+    state = app.plane.view.state
     for u, v in state.path_set.edges:  # no switches here: say every link is up
         state.set_link_up(u, v, True)
     state.push_matrix(np.ones((12, 12)) - np.eye(12))
@@ -136,12 +136,12 @@ def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
     assert code == 401
     code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
     assert code == 200 and json.loads(answer)["source"] == "external", answer
-    np.testing.assert_allclose(app.decision.weights.sum(), state.path_set.n_ods)
+    np.testing.assert_allclose(app.plane.decision.weights.sum(), state.path_set.n_ods)
     state.set_link_up("ATLAng", "HSTNng", False)  # uniform weights now use a dead link
     code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
     result = json.loads(answer)
     assert result["source"] == "fallback" and "malformed decision" in result["reasons"][0]
-    assert not app.decision.validate(state.down_links)
+    assert not app.plane.decision.validate(state.down_links)
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
     app._decide_and_install = lambda: None
 
