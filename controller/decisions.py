@@ -641,6 +641,26 @@ class DecisionLoop:
             return None
         return _finite(float(mlu(state.path_set, decision, matrix)))
 
+    # -- the public API of the app and the REST resources (nothing outside sets attributes) ---
+    def set_fallback(self, fallback: Policy) -> None:
+        """A new topology version has a new fallback."""
+        self.fallback = fallback
+
+    def set_external_weights(self, weights: np.ndarray) -> None:
+        """The decision handed in from outside, judged at the next :meth:`decide`."""
+        self.external.weights = np.asarray(weights, dtype=np.float64)
+
+    def measured(self, mlu_value: float) -> None:
+        """The measured MLU of the interval the latest decision was installed for."""
+        self.log.measured(mlu_value)
+
+    def latest_record(self) -> DecisionRecord | None:
+        return self.log.records[-1] if self.log.records else None
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` decision records as JSON, newest first."""
+        return self.log.latest(limit)
+
 
 def _snapshot(state: NetworkState) -> NetworkState:
     """A copy the agent may read in its own thread while the controller updates the original."""

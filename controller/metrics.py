@@ -1,8 +1,14 @@
 """Prometheus metrics of one controller (its own registry, so tests and apps don't collide)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from controller.decisions import DecisionRecord
+    from sim.state import NetworkState
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -32,3 +38,22 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def interval(self, state: NetworkState) -> None:
+        """A closed statistics interval: measured MLU and utilization per link."""
+        self.mlu.set(state.mlu)
+        for (u, v), value in zip(state.path_set.edges, state.utilization):
+            self.link_utilization.labels(str(u), str(v)).set(float(value))
+
+    def decision(self, record: DecisionRecord, latency_s: float) -> None:
+        """One decision installed (``record``: its ``DecisionRecord``)."""
+        self.decision_latency.observe(latency_s)
+        self.decisions.labels(record.source).inc()
+        for policy, value in record.predicted_mlu.items():
+            if value is not None:
+                self.predicted_mlu.labels(policy).set(value)
+        if record.decision_ms["agent"] is not None:
+            self.agent_latency.observe(record.decision_ms["agent"] / 1000)
+        self.agent_trusted.set(1.0 if record.trusted else 0.0)
+        if record.transition:
+            self.health_transitions.labels(record.transition).inc()

@@ -1,10 +1,15 @@
-"""OpenFlow 1.3 messages: the pipeline's specs turned into os-ken message objects.
+"""OpenFlow 1.3 messages: the pipeline's specs turned into os-ken message objects, and back.
 
 Plain functions that return messages not yet bound to a switch (``datapath`` is None); the app
 binds and sends them. Keeping construction apart from sending lets the forwarding logic be
-unit-tested without a switch, as Faucet does.
+unit-tested without a switch, as Faucet does. The other way, what switches report (flow
+entries, ports, port counters) becomes plain values here (:class:`FlowEntry`, :class:`Port`),
+so the objects the app drives never see an os-ken reply.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from os_ken.lib.packet import arp, ether_types, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -13,6 +18,8 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from controller.pipeline import TABLE_DELIVER, Action, Flow, Group
 
 ALL_ONES_64 = 0xFFFFFFFFFFFFFFFF
+Send = tuple[int, Any]
+"""(datapath id, message): what the plain objects return and the app sends."""
 
 
 def _action(action: Action) -> list:
@@ -54,6 +61,63 @@ def flow_delete(key: tuple, cookie: int) -> parser.OFPFlowMod:
         datapath=None, cookie=cookie, cookie_mask=ALL_ONES_64, table_id=table,
         command=ofp.OFPFC_DELETE_STRICT, priority=priority, out_port=ofp.OFPP_ANY,
         out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**dict(match)))
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One rule as a switch reports it (flow statistics)."""
+
+    table: int
+    priority: int
+    match: dict[str, Any]
+    byte_count: int = 0
+    duration_s: float = 0.0
+    delivers: tuple[str, int] | None = None
+    """(MAC, port) when this is a host delivery rule (table 2)."""
+
+    @property
+    def key(self) -> tuple:
+        """As ``Flow.key``: what identifies the rule on the switch."""
+        return self.table, self.priority, tuple(sorted(self.match.items()))
+
+
+def flow_entry(stats) -> FlowEntry:
+    """An ``OFPFlowStats`` as a plain value."""
+    return FlowEntry(stats.table_id, stats.priority, dict(stats.match.items()), stats.byte_count,
+                     stats.duration_sec + stats.duration_nsec / 1e9, delivered_host(stats))
+
+
+@dataclass(frozen=True)
+class Port:
+    """A switch port as the switch describes it (port description or port status)."""
+
+    port_no: int
+    hw_addr: str
+    live: bool
+    """A physical port that is administratively and physically up."""
+    speed_mbps: float = 0.0
+
+
+def port_of(desc) -> Port:
+    """An ``OFPPort`` as a plain value."""
+    live = (desc.port_no <= ofp.OFPP_MAX and not desc.config & ofp.OFPPC_PORT_DOWN
+            and not desc.state & ofp.OFPPS_LINK_DOWN)
+    return Port(desc.port_no, desc.hw_addr, bool(live), (desc.curr_speed or 0) / 1000)
+
+
+def port_samples(body) -> list[tuple[int, int, float]]:
+    """(port, tx_bytes, duration_s) of every physical port of an ``OFPPortStatsReply``."""
+    return [(stats.port_no, stats.tx_bytes, stats.duration_sec + stats.duration_nsec / 1e9)
+            for stats in body if stats.port_no <= ofp.OFPP_MAX]
+
+
+def more_follows(msg) -> bool:
+    """A multipart reply with more parts to come."""
+    return bool(msg.flags & ofp.OFPMPF_REPLY_MORE)
+
+
+def is_lldp(data: bytes) -> bool:
+    return len(data) >= 14 and int.from_bytes(data[12:14], "big") == ether_types.ETH_TYPE_LLDP
 
 
 def flow_key(stats) -> tuple:

@@ -110,8 +110,9 @@ def wan(n: int = 100, edge: int = 20, seed: int = 1,
     minimum spanning tree (so it is connected) plus Waxman links, each pair with probability
     ``β · exp(-d / (α √2))`` with BRITE's ``α = 0.15`` (long-haul links are likely enough for
     paths of a few hops) and ``β`` set so that they add ``n / 2`` links on average: a mean
-    degree about 3 at every size, as in backbones. Capacities by degree: a link whose ends both have degree >= 5
-    gets 10x ``capacity_mbps``, >= 3 gets 4x, else 1x (a fat core, thin access). Traffic
+    degree about 3 at every size, as in backbones. Capacities by degree: a link whose ends
+    both have degree >= 5 gets 10x ``capacity_mbps``, >= 3 gets 4x, else 1x (a fat core, thin
+    access). Traffic
     enters and leaves at the ``edge`` nodes of lowest degree (ties: lower index; node
     attribute ``hosts``); ``edge = 0`` means every node.
     """

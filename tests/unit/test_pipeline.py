@@ -1,14 +1,17 @@
 """The forwarding pipeline without a switch: rules and groups are walked like a packet would.
 
-The walker below applies the pipeline's own rule specs (highest priority first, per table) to
-a packet entering from a host, follows every bucket of every group and every link to the next
-switch, and records where the packet ends: so each installed path is checked to be loop-free,
-to follow its path id, and to end at the right host.
+The pipeline's rule and group specs go to fake switches as OpenFlow messages (so the messages
+are checked to say what the specs say); the walker (``fake_switch.walk``) applies them,
+highest priority first, to a packet entering from a host, follows every bucket of every group
+and every link to the next switch, and records where the packet ends: so each installed path
+is checked to be loop-free, to follow its path id, and to end at the right host.
 """
 from __future__ import annotations
 
+import fake_switch
 import numpy as np
 import pytest
+from fake_switch import FakeSwitch
 from os_ken.ofproto import ofproto_v1_3
 from os_ken.ofproto.ofproto_protocol import ProtocolDesc
 
@@ -36,62 +39,23 @@ def make_fabric(spec: str, known_links=None) -> Fabric:
     return Fabric(path_set, dpid_of, link_ports, hosts)
 
 
-def matches(rule: pipeline.Flow, packet: dict) -> bool:
-    return all(packet.get(field) == value for field, value in rule.match)
-
-
 def walk(fabric: Fabric, decision: Decision, src: Host, dst: Host) -> list[tuple]:
-    """Every way a packet from ``src`` to ``dst`` can go: (labels pushed, switches, end)."""
+    """Every way a packet from ``src`` to ``dst`` can go (see ``fake_switch.walk``), through
+    fake switches that were given the pipeline's rules and groups as OpenFlow messages."""
     labels = pipeline.label_flows_by_switch(fabric)
-    rules = {dpid: sorted(pipeline.desired_flows(fabric, dpid, labels).values(),
-                          key=lambda r: -r.priority) for dpid in fabric.node_of}
     groups = pipeline.groups_by_switch(fabric, decision)
+    switches = {dpid: FakeSwitch(dpid) for dpid in fabric.node_of}
+    for dpid, switch in switches.items():
+        for rule in pipeline.desired_flows(fabric, dpid, labels).values():
+            switch.apply(openflow.flow_mod(rule, cookie=1))
+        for group in groups[dpid].values():
+            switch.apply(openflow.group_add(group))
+        assert switch.rules() == pipeline.desired_flows(fabric, dpid, labels)  # round trip
+        assert switch.group_table() == groups[dpid]
     neighbour = {(fabric.dpid_of[u], ports[0]): (fabric.dpid_of[v], ports[1])
                  for (u, v), ports in fabric.link_ports.items()}
-    hosts_at = {(host.dpid, host.port): host for host in fabric.hosts.values()}
-    outcomes = []
-
-    def step(dpid, packet, table, visited, labels):
-        if len(visited) > len(fabric.node_of) + 1:
-            outcomes.append((labels, visited, "loop"))
-            return
-        rule = next((r for r in rules[dpid] if r.table == table and matches(r, packet)), None)
-        if rule is None:
-            outcomes.append((labels, visited, "no rule"))
-            return
-        apply(dpid, dict(packet), rule.actions, visited, labels)
-
-    def apply(dpid, packet, actions, visited, labels):
-        for kind, *args in actions:
-            if kind == "controller":
-                outcomes.append((labels, visited, "controller"))
-                return
-            if kind == "pop_mpls":
-                packet["eth_type"] = args[0]
-                packet.pop("mpls_label")
-            elif kind == "goto":
-                return step(dpid, packet, args[0], visited, labels)
-            elif kind == "group":
-                for bucket in groups[dpid][args[0]].buckets:
-                    pushed = dict(packet, eth_type=pipeline.ETH_MPLS, mpls_label=bucket.label)
-                    send(dpid, pushed, bucket.port, visited, labels + [bucket.label])
-                return
-            elif kind == "output":
-                return send(dpid, packet, args[0], visited, labels)
-        outcomes.append((labels, visited, "dropped"))
-
-    def send(dpid, packet, port, visited, labels):
-        if (dpid, port) in hosts_at:
-            outcomes.append((labels, visited, hosts_at[dpid, port].mac))
-        elif (dpid, port) in neighbour:
-            next_dpid, in_port = neighbour[dpid, port]
-            step(next_dpid, dict(packet, in_port=in_port), 0, visited + [next_dpid], labels)
-        else:
-            outcomes.append((labels, visited, f"dead port {dpid}:{port}"))
-
-    start = {"eth_type": pipeline.ETH_IPV4, "eth_dst": dst.mac, "in_port": src.port}
-    step(src.dpid, start, 0, [src.dpid], [])
-    return outcomes
+    hosts_at = {(host.dpid, host.port): host.mac for host in fabric.hosts.values()}
+    return fake_switch.walk(switches, neighbour, hosts_at, src, dst)
 
 
 @pytest.mark.parametrize("spec", ["abilene", "fat-tree:k=4", "ring:n=5"])

@@ -106,10 +106,10 @@ def test_mode_changes_with_the_token_and_nothing_else_changes(api):
     before = call(url, "/te/v1/topology")[1]
     code, answer = call(url, "/te/v1/mode", "PUT", {"mode": "active"}, TOKEN)
     assert code == 200 and json.loads(answer)["mode"] == "active"
-    assert app.loop.mode.value == "active"
+    assert app.plane.loop.mode.value == "active"
     assert call(url, "/te/v1/topology")[1] == before
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
-    assert app.loop.mode.value == "shadow" and app.loop.rollout is None  # the 4xx changed nothing
+    assert app.plane.loop.mode.value == "shadow" and app.plane.loop.rollout is None  # the 4xx changed nothing
 
 
 def test_a_gradual_activation_through_the_api_and_the_cli(api, capsys):
@@ -126,7 +126,7 @@ def test_a_gradual_activation_through_the_api_and_the_cli(api, capsys):
     assert main(["mode", "active", "--fraction", "2", "--url", url, "--token", TOKEN]) == 2
     assert "422" in capsys.readouterr().err
     assert main(["mode", "active", "--url", url, "--token", TOKEN]) == 0  # in full
-    assert app.loop.rollout is None
+    assert app.plane.loop.rollout is None
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
 
 
@@ -151,7 +151,7 @@ def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
 
     app, url = api
     app._decide_and_install = RyuteApp._decide_and_install.__get__(app)  # no switches: harmless
-    state = app.view.state
+    state = app.plane.view.state
     for u, v in state.path_set.edges:  # no switches here: say every link is up
         state.set_link_up(u, v, True)
     state.push_matrix(np.ones((12, 12)) - np.eye(12))
@@ -166,12 +166,12 @@ def test_external_decisions_only_in_external_mode_and_only_if_safe(api):
     assert code == 401
     code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
     assert code == 200 and json.loads(answer)["source"] == "external", answer
-    np.testing.assert_allclose(app.decision.weights.sum(), state.path_set.n_ods)
+    np.testing.assert_allclose(app.plane.decision.weights.sum(), state.path_set.n_ods)
     state.set_link_up("ATLAng", "HSTNng", False)  # uniform weights now use a dead link
     code, answer = call(url, "/te/v1/decision", "PUT", {"weights": weights}, TOKEN)
     result = json.loads(answer)
     assert result["source"] == "fallback" and "malformed decision" in result["reasons"][0]
-    assert not app.decision.validate(state.down_links)
+    assert not app.plane.decision.validate(state.down_links)
     call(url, "/te/v1/mode", "PUT", {"mode": "shadow"}, TOKEN)
     app._decide_and_install = lambda: None
 
@@ -213,11 +213,11 @@ def active_app(**config):
     server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        state = app.view.state
+        state = app.plane.view.state
         for u, v in state.path_set.edges:  # no switches here: say every link is up
             state.set_link_up(u, v, True)
         state.push_matrix((np.ones((12, 12)) - np.eye(12)) * 100)
-        app.loop.set_agent(Agent(), "test-model")
+        app.plane.loop.set_agent(Agent(), "test-model")
         for _ in range(3):
             state.updated_at = clock.time()
             app._decide_and_install()
@@ -229,7 +229,7 @@ def active_app(**config):
 def test_a_held_decision_shows_in_the_decisions_the_metrics_and_the_cli(capsys):
     """A transient agent fault in active mode holds the agent's decision."""
     with active_app() as (app, url):
-        app.loop.agent.behaviour = "raise"
+        app.plane.loop.agent.behaviour = "raise"
         app._decide_and_install()
         record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
         assert record["source"] == "agent-held" and record["seq"] == 4
@@ -249,7 +249,7 @@ def test_a_configured_rollout_blends_then_rolls_back_on_measured_mlu(capsys):
     with active_app(rollout_fraction=0.5) as (app, url):
         record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
         assert (record["source"], record["fraction"]) == ("blend", 0.5)
-        state = app.view.state  # the switches carried twice what the model predicts
+        state = app.plane.view.state  # the switches carried twice what the model predicts
         state.set_loads(link_loads(state.path_set, app.decision, state.last_matrix) * 2)
         app._decide_and_install()
         record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
