@@ -40,7 +40,8 @@ def call(url, path, method="GET", body=None, token=None, raw=None):
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        # generous: the first model request imports torch, seconds on a busy machine
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
