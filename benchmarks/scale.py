@@ -3,7 +3,8 @@
 For every size of ``--sizes`` (``N`` or ``N/E``: N nodes of the seeded ``wan`` topology with
 traffic at E edge nodes; E = 0 means all pairs), in a fresh process each (so that its peak
 memory is its own): the candidate path set's build time, its size, the agent's decision time
-(``--model``, default the shipped generalist; one ``decide`` on a full history, one torch
+(``--model``, default the shipped generalist; ``zoo:NAME`` for a zoo topology, all pairs;
+one ``decide`` on a full history, one torch
 thread; median of ``--repeats``) and the process's peak resident memory. With
 ``--controller N/E``: the seconds from starting ``ryute controller`` on that topology (with
 ``--model default``) to its REST API answering ``/te/v1/paths`` with every OD pair.
@@ -34,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec(size: str) -> str:
+    """``N/E`` -> the seeded wan topology; ``zoo:NAME`` -> that shared zoo file."""
+    if size.startswith("zoo:"):
+        from topologies.traffic import shared_data_dir
+
+        return str(shared_data_dir() / "topologies" / "zoo" / f"{size[4:]}.json")
     n, _, edge = size.partition("/")
     return f"wan:n={int(n)},edge={int(edge or 0)},seed=1"
 
