@@ -740,7 +740,8 @@ def test_hot_swap_refuses_bad_models_keeps_the_old_one_and_accepts_a_good_one(la
     # A good model: accepted, untrusted until it has earned trust, then installed.
     swapped = time.time()
     status, answer = call(lab.url, "/te/v1/model", "PUT", {"path": str(b)}, TOKEN)
-    assert status == 200 and answer == {"model": model_id(b), "trusted": False}, answer
+    assert status == 200 and answer == {"model": model_id(b), "trusted": False,
+                                        "signed": False}, answer
     first = lab.first_record_after(swapped)
     assert first["model"] == model_id(b) and first["source"] == "fallback", first
     lab.trusted_agent(model_id(b), timeout_s=(RECOVER_AFTER + 2) * POLL_S + 10)
