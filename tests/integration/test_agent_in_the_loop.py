@@ -504,30 +504,44 @@ def test_mode_active_installs_the_agent_within_one_interval_and_shadow_brings_ba
 
 
 # -- 3. faults ---------------------------------------------------------------------------------
-FAULTS = [
-    ("raise", "agent raised RuntimeError: injected fault"),
-    ("sleep", f"decision slower than the {BUDGET_MS:g} ms budget"),
-    ("nan", "has non-finite weight nan"),
-    ("drift", "input drift: total demand"),
+FAULTS = [  # (kind, reason, transient)
+    ("raise", "agent raised RuntimeError: injected fault", True),
+    ("sleep", f"decision slower than the {BUDGET_MS:g} ms budget", True),
+    ("nan", "has non-finite weight nan", False),
+    ("drift", "input drift: total demand", False),
 ]
+TRANSIENT_LIMIT = 3  # the default: transient faults in a row that make the agent untrusted
 
 
-def _fault_round(lab: Lab, kind: str, reason: str, down=()) -> dict:
-    """Inject one fault into a trusted, active agent; the fallback takes over within one
-    interval, the status says why; once the fault is gone, trust returns after exactly
-    ``RECOVER_AFTER`` healthy decisions and the agent's weights are back on the switches."""
+def _fault_round(lab: Lab, kind: str, reason: str, transient: bool = False, down=()) -> dict:
+    """Inject one fault into a trusted, active agent. An untrusting fault: the fallback takes
+    over within one interval. A transient one (late, raised): the agent's last decision is held
+    while it is safe, and the fallback takes over at the ``TRANSIENT_LIMIT``-th in a row. The
+    status says why; once the fault is gone, trust returns after exactly ``RECOVER_AFTER``
+    healthy decisions and the agent's weights are back on the switches."""
     model = model_id(lab.models["A"])
     lab.wait_agent("A", timeout_s=RECOVER_AFTER * POLL_S + SETTLE_S, down=down)
     injected = lab.set_fault({"fault": kind, "seconds": SLEEP_S})
-    fallback_s = lab.wait_fallback(timeout_s=POLL_S + OBSERVE_S + 5, down=down)
+    intervals = TRANSIENT_LIMIT if transient else 1
+    fallback_s = lab.wait_fallback(timeout_s=intervals * POLL_S + OBSERVE_S + 5, down=down)
     status = lab.status()
     first = lab.first_record_after(injected)
-    assert first["source"] == "fallback" and not first["trusted"], first
     assert any(reason in r for r in first["reasons"]), first["reasons"]
     assert first["time"] - injected < POLL_S + SLACK_S, first  # the first interval after it
+    if transient:
+        assert first["source"] == "agent-held" and first["trusted"], first
+        assert "holding the agent's decision" in first["action"], first
+        untrusting = next(r for r in lab.records(40) if r["seq"] >= first["seq"]
+                          and r["transition"] == "untrusted")
+        assert untrusting["seq"] - first["seq"] == TRANSIENT_LIMIT - 1, untrusting
+        assert f"{TRANSIENT_LIMIT} transient faults in a row" in " ".join(
+            untrusting["reasons"]), untrusting
+    else:
+        assert first["source"] == "fallback" and not first["trusted"], first
     assert status["source"] == "fallback" and not status["health"]["trusted"], status
     assert any(reason in r for r in status["health"]["reasons"]), status["health"]
-    assert fallback_s < POLL_S + OBSERVE_S, f"fallback on the switches after {fallback_s:.2f} s"
+    assert fallback_s < intervals * POLL_S + OBSERVE_S, \
+        f"fallback on the switches after {fallback_s:.2f} s"
 
     cleared = lab.set_fault({})
     lab.wait_status(lambda s: s["source"] == "agent", (RECOVER_AFTER + 3) * POLL_S + 10,
@@ -556,8 +570,8 @@ def test_agent_faults_hand_over_to_the_fallback_and_trust_returns_with_hysteresi
     control = lab.net.ping(*lab.control_pair, count=5000, interval_s=PING_S, wait_s=2)
     results = {}
     try:
-        for kind, reason in FAULTS:
-            results[kind] = _fault_round(lab, kind, reason)
+        for kind, reason, transient in FAULTS:
+            results[kind] = _fault_round(lab, kind, reason, transient)
 
         # Weight on a down link: the link goes down while the agent is trusted (its decision,
         # without the link, stays installed); then the agent puts weight on that link.
