@@ -9,9 +9,11 @@ Layout of the zip::
                      ``torch.load(weights_only=True)``; parameters float32 or float16
                      (``network.weights_dtype``), loaded as float32
 
-Shipped defaults (``--model default`` -> ``agents/models/NAME.zip``): one model per topology,
-trained on the whole shared real series *and* synthetic series of the project's generator (see
-:mod:`agents.train`), so the same file serves the real series and the demo's synthetic traffic.
+Shipped defaults (``--model default``, :func:`resolve_default`): ``agents/models/NAME.zip`` for
+the topologies that have their own model (trained on the whole shared real series *and*
+synthetic series of the project's generator, see :mod:`agents.train`), when its fingerprint
+matches the network; else ``agents/models/generalist.zip``, one PathNet trained on many
+topologies (:mod:`agents.generalist`), which decides on any network.
 
 Loading checks, in this order: it is a zip with these members, the checksums match, the metadata
 is JSON of the known format, the model was trained for this topology and path set (else a message
