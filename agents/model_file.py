@@ -507,7 +507,12 @@ def _load_agent(path: Path, path_set: PathSet, topology: str, transfer: bool,
     model_id = metadata.get("id")
     metadata = {**metadata, "id": model_id if isinstance(model_id, str) and model_id
                 else f"{path.name}:{digest[:12]}", "path": str(path)}
-    return AgentPolicy(net, encoding, metadata)
+    agent = AgentPolicy(net, encoding, metadata)
+    # Warm-up: torch's one-time costs of a first forward pass (allocator, kernels) are paid
+    # here, while loading, not by the first decision, which has a time budget in the
+    # controller (a first decision of 82 ms against its 50 ms was seen on a busy machine).
+    agent.action(np.zeros(encoding.n_observations, np.float32))
+    return agent
 
 
 def make_agent_policy(

@@ -251,7 +251,7 @@ def test_a_configured_rollout_blends_then_rolls_back_on_measured_mlu(capsys):
         record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
         assert (record["source"], record["fraction"]) == ("blend", 0.5)
         state = app.plane.view.state  # the switches carried twice what the model predicts
-        state.set_loads(link_loads(state.path_set, app.decision, state.last_matrix) * 2)
+        state.set_loads(link_loads(state.path_set, app.plane.decision, state.last_matrix) * 2)
         app._decide_and_install()
         record = json.loads(call(url, "/te/v1/decisions?limit=1")[1])["decisions"][0]
         assert record["source"] == "fallback"
