@@ -220,11 +220,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def failure_cases(path_set: PathSet, spec: str) -> tuple[list[tuple[Link, ...]], list[str]]:
     """``(cases, skipped)`` of ``--failures``: one case per physical link (both directions
     down), ``"n-1"`` for every link or ``"A-B,C-D"`` for those; a link whose loss leaves some
-    OD pair without a path of the set is skipped, with the reason."""
-    edges = set(path_set.edges)
+    OD pair without a candidate path is skipped, with the reason."""
     links: list[Link]
     if spec.strip() == "n-1":
-        links = [(u, v) for u, v in path_set.edges if (v, u) not in edges or
+        links = [(u, v) for u, v in path_set.edges if not path_set.has_link(v, u) or
                  path_set.node_index(u) < path_set.node_index(v)]
     else:
         by_name = {f"{u}-{v}": (u, v) for u, v in path_set.edges}  # names may hold a '-'
@@ -237,14 +236,27 @@ def failure_cases(path_set: PathSet, spec: str) -> tuple[list[tuple[Link, ...]],
     cases: list[tuple[Link, ...]] = []
     skipped: list[str] = []
     for u, v in links:
-        down = tuple(e for e in ((u, v), (v, u)) if e in edges)
-        live = np.add.reduceat(path_set.live_paths(down).astype(np.int64), path_set.od_ptr[:-1])
-        if (live == 0).any():
-            s, d = path_set.od_pairs[int(np.flatnonzero(live == 0)[0])]
-            skipped.append(f"{u}-{v}: leaves {s}->{d} without a path")
+        down = both_ways(path_set, (u, v))
+        stranded = stranded_ods(path_set, down)
+        if len(stranded):
+            s, d = path_set.od_pairs[int(stranded[0])]
+            skipped.append(f"{u}-{v}: leaves {s}->{d} without a candidate path")
         else:
             cases.append(down)
     return cases, skipped
+
+
+def both_ways(path_set: PathSet, link: Link) -> tuple[Link, ...]:
+    """A physical link's directions that the path set has (a failure takes down both)."""
+    u, v = link
+    return tuple(e for e in ((u, v), (v, u)) if path_set.has_link(*e))
+
+
+def stranded_ods(path_set: PathSet, down: Sequence[Link]) -> np.ndarray:
+    """OD pairs left without a live candidate path when ``down`` fail: the agent's decoder and
+    the path-restricted optimum need one (and so a comparable failure case)."""
+    live = path_set.live_paths(down) & path_set.candidate
+    return np.flatnonzero(np.add.reduceat(live.astype(np.int64), path_set.od_ptr[:-1]) == 0)
 
 
 def load_series(spec: str, graph: nx.DiGraph, steps: int, seed: int) -> TrafficSeries:

@@ -137,12 +137,12 @@ def capacity_variant(graph: nx.DiGraph, kind: str, rng: np.random.Generator) -> 
 def failure_link(path_set: PathSet, rng: np.random.Generator) -> tuple[Link, ...]:
     """One physical link (both directions) whose loss leaves every OD pair a live candidate, or
     ``()`` when there is none."""
+    from agents.evaluate import both_ways, stranded_ods
+
     links = [e for e in path_set.edges if str(e[0]) < str(e[1])]
     for i in rng.permutation(len(links)):
-        u, v = links[int(i)]
-        down = tuple(e for e in ((u, v), (v, u)) if e in set(path_set.edges))
-        live = path_set.live_paths(down) & path_set.candidate
-        if (np.add.reduceat(live.astype(np.int64), path_set.od_ptr[:-1]) > 0).all():
+        down = both_ways(path_set, links[int(i)])
+        if not len(stranded_ods(path_set, down)):
             return down
     return ()
 

@@ -269,6 +269,10 @@ class PathSet:
         except KeyError:
             raise KeyError(f"no OD pair {s!r} -> {d!r} in this path set") from None
 
+    def has_link(self, u: Node, v: Node) -> bool:
+        """Whether directed link ``(u, v)`` is one of :attr:`edges`."""
+        return (u, v) in self._link_lookup
+
     def link_index(self, u: Node, v: Node) -> int:
         """Index of directed link ``(u, v)`` in :attr:`edges`."""
         try:
