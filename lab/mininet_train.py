@@ -141,7 +141,8 @@ def validate(agent: AgentPolicy, env) -> dict[str, Any]:
         action = agent.action(observation)
         observation, _, _, truncated, info = env.step(action)
         rows.append({key: info[key] for key in ("t", "mlu", "predicted_mlu", "optimal_mlu",
-                                                 "ratio", "source", "loss", "readings")})
+                                                 "ratio", "source", "loss", "readings",
+                                                 "attempts")})
     measured = np.array([r["ratio"] for r in rows])
     predicted = np.array([r["predicted_mlu"] / r["optimal_mlu"] for r in rows])
     return {"ratio_mean": float(measured.mean()), "ratio_max": float(measured.max()),
