@@ -28,7 +28,7 @@ from sim.paths import METHODS as PATH_METHODS
 from sim.paths import Link, PathSet
 from sim.policy import Policy
 from sim.state import DEFAULT_HISTORY, NetworkState
-from topologies.traffic import TrafficError, TrafficSeries
+from topologies.traffic import TrafficError, TrafficSeries, load_series
 
 LOG = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "is scored on matrix t: MLU / optimal MLU.")
     parser.add_argument("--topology", required=True, help="catalog name or topology file")
     parser.add_argument("--traffic", required=True,
-                        help="a .tm.npz series, or 'synthetic' (the project's generator)")
+                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' (the project's generator)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, from {','.join(BASELINES)},agent "
                              f"(default {','.join(DEFAULT_METHODS)})")
@@ -259,17 +259,6 @@ def stranded_ods(path_set: PathSet, down: Sequence[Link]) -> np.ndarray:
     return np.flatnonzero(np.add.reduceat(live.astype(np.int64), path_set.od_ptr[:-1]) == 0)
 
 
-def load_series(spec: str, graph: nx.DiGraph, steps: int, seed: int) -> TrafficSeries:
-    from topologies.traffic import load_traffic, synthetic_traffic
-
-    if spec == "synthetic":
-        return synthetic_traffic(graph, steps=steps, seed=seed)
-    series = load_traffic(spec).aligned_to(graph)
-    if len(series) == 0:
-        raise TrafficError(f"{spec}: the series is empty")
-    return series
-
-
 def run(args: argparse.Namespace) -> int:
     from topologies.catalog import load_topology
 
@@ -279,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
                          f"choose from {', '.join(BASELINES)}, agent")
-    series = load_series(args.traffic, graph, args.steps, args.seed)
+    series = load_series(args.traffic, graph, steps=args.steps, seed=args.seed)
     path_set = PathSet.from_graph(graph, k=args.paths_k, method=args.path_method)
     policies = {name: make_policy(name, path_set) for name in methods if name != "agent"}
     if "agent" in methods:

@@ -590,15 +590,12 @@ def train(
     """Train on ``traffic`` (a ``.tm.npz`` file or ``"synthetic"``) and write the model ``out``."""
     from agents.agent import set_torch_threads
     from topologies.catalog import load_topology
-    from topologies.traffic import load_traffic, synthetic_traffic
+    from topologies.traffic import load_series
 
     set_torch_threads()
     config = config or TrainConfig()
     graph = load_topology(topology)
-    if traffic == "synthetic":
-        series = synthetic_traffic(graph, steps=14 * 288, seed=config.seed)
-    else:
-        series = load_traffic(traffic).aligned_to(graph)
+    series = load_series(traffic, graph, steps=14 * 288, seed=config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     trainer = Trainer(graph, series, config)

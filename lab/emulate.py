@@ -116,14 +116,14 @@ class EmulationConfig:
 
 def replay_series(config: EmulationConfig, graph):
     """The replayed matrices (TrafficSeries in graph order) and the index of the first."""
-    from topologies.traffic import TrafficError, load_traffic, synthetic_traffic
+    from topologies.traffic import TrafficError, is_synthetic, load_series
 
     n = config.n_intervals
-    if config.traffic == "synthetic":
+    if is_synthetic(config.traffic):
         start = SYNTHETIC_START if config.start is None else config.start
-        series = synthetic_traffic(graph, steps=start + n, seed=config.seed)
+        series = load_series(config.traffic, graph, steps=start + n, seed=config.seed)
     else:
-        series = load_traffic(config.traffic).aligned_to(graph)
+        series = load_series(config.traffic, graph)
         valid = np.flatnonzero(series.valid_mask)
         series = series._with(tm=series.tm[valid],
                               times=tuple(series.times[i] for i in valid) if series.times else ())
@@ -534,7 +534,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "throughput, offered-load error and sim-to-emulation fidelity.")
     parser.add_argument("--topology", default="abilene", help="catalog name or topology file")
     parser.add_argument("--traffic", default="synthetic",
-                        help="a .tm.npz series, or 'synthetic' (the project's generator)")
+                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' (the project's generator)")
     parser.add_argument("--scale", type=float, default=CAPACITY_SCALE, dest="capacity_scale",
                         help=f"capacities are divided by this in Mininet (default "
                              f"{CAPACITY_SCALE:g})")

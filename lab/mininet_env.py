@@ -55,11 +55,11 @@ from lab.emulation import (
     wait_until_ready,
 )
 from lab.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
-from sim.env import TEEnv, load_series
+from sim.env import TEEnv
 from sim.loads import mlu
 from sim.optimal import optimal_series
 from topologies.catalog import load_topology
-from topologies.traffic import TrafficSeries
+from topologies.traffic import TrafficSeries, load_series
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
     and ``out`` with ``.json`` (the report); returns the report."""
     from lab.mininet_env import MininetTEEnv
     from lab.testbed import Testbed
-    from sim.env import load_series
+    from topologies.traffic import load_series
 
     graph = load_topology(topology)
     agent = load_agent(model, PathSet.from_graph(graph, k=4), topology)

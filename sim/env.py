@@ -45,14 +45,12 @@ from sim.loads import link_loads, mlu, od_demands, utilization
 from sim.optimal import optimal_series
 from sim.paths import Link, PathSet
 from sim.state import DEFAULT_HISTORY
-from topologies.catalog import load_topology, parse_spec
-from topologies.traffic import TrafficSeries, load_traffic, synthetic_traffic
+from topologies.catalog import load_topology
+from topologies.traffic import TrafficSeries, load_series
 
 log = logging.getLogger(__name__)
 
 ENV_ID = "ryute/TE-v0"
-#: Length of the series ``traffic="synthetic"`` generates: one week of 5-minute matrices.
-SYNTHETIC_STEPS = 7 * 288
 
 
 class TEEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -291,24 +289,6 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("some requested intervals have no demand: they cannot be scored")
         log.debug("optima of %d matrices (down %s) in %.2fs", len(missing), sorted(down),
                   time.perf_counter() - started)
-
-
-def load_series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph) -> TrafficSeries:
-    """The ``traffic`` argument of :class:`TEEnv` as a series aligned to ``graph``."""
-    if isinstance(traffic, TrafficSeries):
-        return traffic.aligned_to(graph)
-    name, params = parse_spec(str(traffic))
-    if name == "synthetic":
-        values: dict[str, Any] = {key: _number(value) for key, value in params.items()}
-        return synthetic_traffic(graph, **{"steps": SYNTHETIC_STEPS, "seed": 0, **values})
-    return load_traffic(Path(traffic)).aligned_to(graph)
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 if ENV_ID not in gym.registry:  # re-imports must not warn about overriding

@@ -14,6 +14,7 @@ data folder (:func:`shared_data_dir`) and never copied into the project.
 """
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import math
@@ -432,6 +433,54 @@ def _describe(names: list[str]) -> str:
 
 # -- synthetic traffic ---------------------------------------------------------------------
 
+SYNTHETIC_STEPS = 7 * 288
+"""Intervals of ``"synthetic"`` when neither the spec nor the caller names ``steps``: a week."""
+
+
+def load_series(traffic: TrafficSeries | str | os.PathLike, graph: nx.DiGraph, *,
+                steps: int = SYNTHETIC_STEPS, seed: int = 0) -> TrafficSeries:
+    """A traffic argument as a series aligned to ``graph`` (the one resolver of every command).
+
+    ``traffic`` is a :class:`TrafficSeries`, a ``.tm.npz`` file, or ``"synthetic"`` with
+    optional :func:`synthetic_traffic` parameters (``"synthetic:steps=576,seed=3,load=0.5"``);
+    ``steps`` and ``seed`` apply where the spec does not name them. Raises TrafficError for an
+    empty series or a parameter :func:`synthetic_traffic` does not take.
+    """
+    from topologies.catalog import parse_spec
+
+    if isinstance(traffic, TrafficSeries):
+        series = traffic.aligned_to(graph)
+    elif is_synthetic(traffic):
+        _, params = parse_spec(str(traffic))
+        values: dict[str, Any] = {"steps": steps, "seed": seed,
+                                  **{key: _spec_value(value) for key, value in params.items()}}
+        unknown = sorted(set(values) - _SYNTHETIC_PARAMETERS)
+        if unknown:
+            raise TrafficError(f"{traffic}: synthetic traffic has no parameter "
+                               f"{', '.join(unknown)}; it takes "
+                               f"{', '.join(sorted(_SYNTHETIC_PARAMETERS))}")
+        series = synthetic_traffic(graph, **values)
+    else:
+        series = load_traffic(Path(traffic)).aligned_to(graph)
+    if len(series) == 0:
+        raise TrafficError(f"{series.source}: the series is empty")
+    return series
+
+
+def is_synthetic(traffic: object) -> bool:
+    """Whether a traffic argument asks for :func:`synthetic_traffic` (``"synthetic[:...]"``)."""
+    return isinstance(traffic, str) and traffic.partition(":")[0] == "synthetic"
+
+
+def _spec_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def synthetic_traffic(graph: nx.DiGraph, steps: int, seed: int, interval_s: int = 300,
                       load: float = 0.3, *, diurnal_amplitude: float = 0.5,
                       noise: float = 0.1, bursts_per_day: float = 4.0,
@@ -515,3 +564,7 @@ def _add_bursts(tm: np.ndarray, rng: np.random.Generator, interval_s: int, hosts
         src, dst = rng.choice(hosts, size=2, replace=False)
         begin = int(rng.integers(steps))
         tm[begin:begin + int(rng.integers(1, max_steps + 1)), src, dst] *= factor
+
+
+_SYNTHETIC_PARAMETERS = frozenset(
+    name for name in inspect.signature(synthetic_traffic).parameters if name != "graph")

@@ -329,3 +329,33 @@ def test_cli_import_sndlib(tmp_path, capsys):
                  "--out", str(tmp_path / "no.tm.npz")]) == 2
     assert "does not match ring-6" in capsys.readouterr().err
     assert not (tmp_path / "no.tm.npz").exists()
+
+
+# -- load_series: the one resolver of a traffic argument ----------------------------------------
+
+def test_load_series_resolves_every_kind_of_traffic_argument(tmp_path):
+    from topologies.traffic import load_series
+
+    graph = load_topology("abilene")
+    week = load_series("synthetic", graph)
+    assert len(week) == 7 * 288 and week.nodes == tuple(graph.nodes)
+    short = load_series("synthetic:steps=12,seed=3,load=0.5", graph, steps=99)
+    assert len(short) == 12  # the spec's own steps win over the caller's default
+    assert np.array_equal(short.tm, synthetic_traffic(graph, 12, 3, load=0.5).tm)
+    assert len(load_series("synthetic", graph, steps=5, seed=1)) == 5
+    saved = save_traffic(short, tmp_path / "s.tm.npz")
+    for spec in (saved, str(saved)):  # files hold float32
+        assert np.allclose(load_series(spec, graph).tm, short.tm, rtol=1e-6)
+    assert load_series(short, graph).nodes == short.nodes
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("synthetic:bursts=2", "no parameter bursts"),
+    ("synthetic:steps=0", "steps"),
+    ("synthetic:steps", "key=value"),
+])
+def test_load_series_refuses_a_bad_synthetic_spec_in_one_line(spec, message):
+    from topologies.traffic import load_series
+
+    with pytest.raises(ValueError, match=message):
+        load_series(spec, load_topology("abilene"))
