@@ -184,7 +184,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "is scored on matrix t: MLU / optimal MLU.")
     parser.add_argument("--topology", required=True, help="catalog name or topology file")
     parser.add_argument("--traffic", required=True,
-                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' (the project's generator)")
+                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' "
+                             "(the project's generator)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, from {','.join(BASELINES)},agent "
                              f"(default {','.join(DEFAULT_METHODS)})")

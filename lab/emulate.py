@@ -534,7 +534,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "throughput, offered-load error and sim-to-emulation fidelity.")
     parser.add_argument("--topology", default="abilene", help="catalog name or topology file")
     parser.add_argument("--traffic", default="synthetic",
-                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' (the project's generator)")
+                        help="a .tm.npz series, or 'synthetic[:steps=N,seed=S,load=L]' "
+                             "(the project's generator)")
     parser.add_argument("--scale", type=float, default=CAPACITY_SCALE, dest="capacity_scale",
                         help=f"capacities are divided by this in Mininet (default "
                              f"{CAPACITY_SCALE:g})")

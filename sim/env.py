@@ -30,7 +30,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
