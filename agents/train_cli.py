@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.runs import run_dir
+
 
 @dataclass(frozen=True)
 class TrainEnv:
@@ -85,7 +87,7 @@ def _run(args: argparse.Namespace, envs: Mapping[str, TrainEnv]) -> int:
     if args.init:
         values = {**FINETUNE, **init_shape(args.init), **values, "init": args.init}
     config = TrainConfig.for_topology(args.topology, **values)
-    log_dir = args.log_dir or Path("runs") / "train" / args.out.stem
+    log_dir = args.log_dir or run_dir("train", args.out.stem)
     _, meta = train(args.topology, args.traffic, args.out, config, args.resume, log_dir,
                     progress=True)
     scores = meta["validation"]

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -43,6 +42,7 @@ from controller.openflow import Send
 from controller.plane import ControlPlane, Now, read_agent
 from controller.resources import Resources
 from controller.rest import RestApi
+from sim.runs import run_dir
 
 LOG = logging.getLogger("ryute.controller")
 OFP = ofproto_v1_3
@@ -133,7 +133,7 @@ class RyuteApp(app_manager.OSKenApp):
             print(f"ryute: REST changes need 'Authorization: Bearer {self.api_token}'",
                   file=sys.stderr, flush=True)
         host = "127.0.0.1" if self.config.rest_host in ("0.0.0.0", "::") else self.config.rest_host
-        out_dir = Path("runs") / "adapt" / str(os.getpid())
+        out_dir = run_dir("adapt", str(os.getpid()))
         command = [sys.executable, "-m", "agents.adapt_service",
                    "--url", f"http://{host}:{self.config.rest_port}",
                    "--topology", topology, "--model", model_spec,

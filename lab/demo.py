@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEMO_DIR = Path("runs") / "demo"
+from sim.runs import runs_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds per replayed matrix (default 10)")
     parser.add_argument("--duration", type=float, default=60.0,
                         help="replayed seconds per phase (default 60)")
-    parser.add_argument("--out-dir", type=Path, default=DEMO_DIR,
-                        help=f"where the JSON and the plot go (default {DEMO_DIR})")
+    parser.add_argument("--out-dir", type=Path, default=runs_root() / "demo",
+                        help="where the JSON and the plot go (default runs/demo, see sim.runs)")
     parser.set_defaults(func=run)
 
 

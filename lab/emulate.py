@@ -56,13 +56,13 @@ from lab.replay import (
     collect_reports,
     interval_summary,
 )
+from sim import runs
 from sim.decision import Decision
 from sim.loads import mlu
 from sim.paths import PathSet
 
 LOG = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-RUNS_DIR = PROJECT_DIR / "runs" / "emulate"
 LOADED_UTILIZATION = 0.05
 """Links below this predicted utilization are left out of the per-link relative error."""
 
@@ -382,8 +382,7 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
     model_path, why_not = resolve_model(config.model, config.topology)
     if model_path is None:
         say(f"No agent: {why_not}. Every phase runs the fallback only (invcap, ECMP ties).")
-    run_dir = Path(config.run_dir or RUNS_DIR / time.strftime("%Y%m%d-%H%M%S-") .__add__(
-        str(os.getpid())))
+    run_dir = Path(config.run_dir or runs.run_dir("emulate"))
     run_dir.mkdir(parents=True, exist_ok=True)
     token = new_api_token()
     controller_args = ["--mode", "shadow", "--api-token", token,

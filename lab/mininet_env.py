@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 import urllib.error
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +46,6 @@ import numpy as np
 from controller.auth import new_api_token
 from lab.config import CAPACITY_SCALE, poll_interval_for
 from lab.emulation import (
-    PROJECT_DIR,
     api_request,
     inside_readings,
     interval_mlu,
@@ -55,6 +53,7 @@ from lab.emulation import (
     wait_until_ready,
 )
 from lab.replay import DEFAULT_FLOWS, ReplayPlan, collect_reports
+from sim import runs
 from sim.env import TEEnv
 from sim.loads import mlu
 from sim.optimal import optimal_series
@@ -88,7 +87,7 @@ class MininetTEEnv(TEEnv):
         flows, mtu: flows per OD pair and the hosts' MTU (see ``ryute emulate`` and
             :data:`lab.replay.DEFAULT_FLOWS`).
         run_dir: where the controller's log and each step's schedules and reports (removed after
-            the step) go; default ``runs/mininet-env/TIME-PID`` in the project.
+            the step) go; default ``runs/mininet-env/TIME-PID`` (:mod:`sim.runs`).
         max_loss, remeasure: a replay losing more than ``max_loss`` of its packets is replayed
             again, at most ``remeasure`` times (module docstring, item 4).
         **fluid: the other :class:`TEEnv` arguments (``history``, ``paths_k``,
@@ -138,8 +137,7 @@ class MininetTEEnv(TEEnv):
         self.host_prefix: str
         self.switch_prefix, self.host_prefix = (testbed.switch_prefix, testbed.host_prefix) \
             if testbed is not None else (switch_prefix, host_prefix)
-        self.run_dir = Path(run_dir) if run_dir else PROJECT_DIR / "runs" / "mininet-env" / (
-            time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid()))
+        self.run_dir = Path(run_dir) if run_dir else runs.run_dir("mininet-env")
         self._steps_done = 0
         self.token = token or new_api_token()
         self._own_testbed = testbed is None

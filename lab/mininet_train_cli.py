@@ -4,9 +4,9 @@ command starts without importing torch)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from agents.train_cli import TrainEnv
+from sim import runs
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace, values: dict) -> int:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for --env mininet; known: "
                          f"{', '.join(sorted(known))}")
     config = MininetTrainConfig(**values)
-    run_dir = args.log_dir or Path("runs") / "train" / args.out.stem
+    run_dir = args.log_dir or runs.run_dir("train", args.out.stem)
     report = train_in_mininet(args.topology, args.traffic, args.init or "default", args.out, config, run_dir)
     for stage in ("before", "after"):
         if stage in report:

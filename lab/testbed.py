@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from lab.config import CAPACITY_SCALE
+from sim import runs
 from topologies.catalog import load_topology
 from topologies.mininet import RyuteTopo
 
 LOG = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_RUN_DIR = PROJECT_DIR / "runs" / "testbeds"
 SWITCH_MTU = 1600
 """Switch ports carry MPLS-labelled frames: 4 bytes above the hosts' 1500."""
 
@@ -118,10 +118,10 @@ def _delete_interfaces(names: list[str]) -> None:
             subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
 
 
-def reap_dead_runs(run_dir: Path = DEFAULT_RUN_DIR) -> list[str]:
+def reap_dead_runs(run_dir: Path | None = None) -> list[str]:
     """Remove what testbeds of dead processes left behind; returns the records handled."""
     handled = []
-    for record_file in sorted(run_dir.glob("*.json")):
+    for record_file in sorted((run_dir or runs.runs_root() / "testbeds").glob("*.json")):
         try:
             record = json.loads(record_file.read_text())
         except (OSError, json.JSONDecodeError):
@@ -156,11 +156,11 @@ class Testbed:
     topology: str
     hosts_per_switch: int = 1
     scale: float = CAPACITY_SCALE
-    log_dir: Path = PROJECT_DIR / "runs" / "logs"
+    log_dir: Path = field(default_factory=lambda: runs.runs_root() / "logs")
     controller_args: tuple[str, ...] = ()
     poll_interval_s: float = 2.0
     connect_timeout_s: float = 60.0
-    run_dir: Path = DEFAULT_RUN_DIR
+    run_dir: Path = field(default_factory=lambda: runs.runs_root() / "testbeds")
     ofp_port: int = field(default_factory=free_port)
     rest_port: int = field(default_factory=free_port)
     controller_topology: str | None = None

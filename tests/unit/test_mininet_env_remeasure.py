@@ -48,4 +48,4 @@ def test_remeasure_zero_measures_once():
 @pytest.mark.parametrize("kwargs", [{"max_loss": 1.0}, {"max_loss": -0.1}, {"remeasure": -1}])
 def test_bad_remeasure_settings_are_refused_before_any_testbed_starts(kwargs):
     with pytest.raises(ValueError, match="max_loss"):
-        MininetTEEnv("ring:5", "synthetic", interval_s=2.0, **kwargs)
+        MininetTEEnv("ring:n=5", "synthetic", interval_s=2.0, **kwargs)
