@@ -274,6 +274,7 @@ def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:
     the hub (the app in a test, without eventlet's patches) it is a plain call."""
     if not eventlet.patcher.is_monkey_patched("socket"):
         return function(*args)
+    tpool.setup()
     try:
         with eventlet.Timeout(deadline_s):
             return tpool.execute(function, *args)
@@ -283,8 +284,15 @@ def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:
 
 def green_runner(call, budget_s: float) -> Outcome:
     """Run the agent in a real thread (torch releases no green thread) and wait at most the
-    budget; a late call finishes in the background and its result is dropped."""
+    budget; a late call finishes in the background and its result is dropped.
+
+    eventlet starts its thread pool on first use, and that set-up yields to the hub: a Timeout
+    firing there leaves the pool marked as started with no thread to take a job, and the call
+    (which clears the loop's busy flag) would never run, so the agent would be "still running"
+    for ever. Hence ``tpool.setup()`` (a no-op once done) outside the timeout, here and in
+    :func:`off_hub`."""
     started = time.perf_counter()
+    tpool.setup()
     try:
         with eventlet.Timeout(budget_s):
             decision = tpool.execute(call)
