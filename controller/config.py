@@ -16,6 +16,7 @@ from typing import Any
 import tomllib
 
 from controller.decisions import HealthConfig, Rollout
+from sim.paths import METHODS as PATH_METHODS
 
 # "RYUTE" in ASCII: every rule and group the app installs carries it, so that a restarted
 # controller finds, reconciles and removes its own state without touching anyone else's.
@@ -51,7 +52,7 @@ class ControllerConfig:
     paths_k: int = 4
     """Candidate paths per OD pair."""
     path_method: str = "hops"
-    """How candidate paths are chosen: hops, invcap or disjoint."""
+    """How candidate paths are chosen: hops, invcap, disjoint or te (``sim.paths.METHODS``)."""
     model: str | None = None
     """Model file of the agent, or "default" for the shipped model of the topology; None: none."""
     mode: str = "shadow"
@@ -102,8 +103,9 @@ class ControllerConfig:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.paths_k < 1:
             problems.append(f"paths_k must be >= 1, got {self.paths_k}")
-        if self.path_method not in ("hops", "invcap", "disjoint"):
-            problems.append(f"path_method must be hops, invcap or disjoint, got {self.path_method!r}")
+        if self.path_method not in PATH_METHODS:
+            problems.append(f"path_method must be {', '.join(PATH_METHODS)}, got "
+                            f"{self.path_method!r}")
         if self.mode not in ("shadow", "active", "external"):
             problems.append(f"mode must be shadow, active or external, got {self.mode!r}")
         if self.link_timeout_s <= self.lldp_interval_s:

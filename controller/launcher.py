@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 
-from controller.config import ControllerConfig
+from controller.config import PATH_METHODS, ControllerConfig
 
 LOG = logging.getLogger("ryute.controller")
 
@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--capacity-scale", type=float, dest="capacity_scale",
                         help="divide the topology file's capacities by this (Mininet --scale)")
     parser.add_argument("--paths-k", type=int, dest="paths_k", help="candidate paths per OD pair")
+    parser.add_argument("--path-method", dest="path_method", choices=PATH_METHODS,
+                        help="how candidate paths are chosen (default hops)")
     parser.add_argument("--model", help="agent model file, or 'default' for the shipped model")
     parser.add_argument("--mode", choices=["shadow", "active", "external"],
                         help="start mode (default shadow; external: decisions through the API)")

@@ -106,3 +106,13 @@ def test_generated_api_tokens_survive_a_command_line():
         assert len(token) >= 32 and not token.startswith("-")
         assert parser.parse_args(["controller", "--api-token", token]).api_token == token
         assert parser.parse_args(["mode", "active", "--token", token]).token == token
+
+
+def test_every_path_method_of_the_core_is_a_controller_option_and_no_other(monkeypatch):
+    from sim.paths import METHODS
+
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+    for method in METHODS:  # te included: the core's best path sets are deployable
+        assert ControllerConfig.load(None, path_method=method).path_method == method
+    with pytest.raises(ValueError, match="path_method must be hops, invcap, disjoint, te"):
+        ControllerConfig.load(None, path_method="yen")
