@@ -24,8 +24,8 @@ import numpy as np
 from agents.baselines import BASELINES, make_policy
 from sim.loads import link_loads, mlu
 from sim.optimal import optimal_series
+from sim.paths import DEFAULT_K, DEFAULT_METHOD, Link, PathSet
 from sim.paths import METHODS as PATH_METHODS
-from sim.paths import Link, PathSet
 from sim.policy import Policy
 from sim.state import DEFAULT_HISTORY, NetworkState
 from topologies.traffic import TrafficError, TrafficSeries, load_series
@@ -198,9 +198,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adapt", action="store_true",
                         help="fine-tune the agent in operation, on matrices before each "
                              "decision only")
-    parser.add_argument("--paths-k", type=int, default=4, help="candidate paths per OD pair")
-    parser.add_argument("--path-method", default="hops", choices=PATH_METHODS,
-                        help="how candidate paths are chosen (default hops)")
+    parser.add_argument("--paths-k", type=int,
+                        help="candidate paths per OD pair (default: the agent model's, else 4)")
+    parser.add_argument("--path-method", choices=PATH_METHODS,
+                        help="how candidate paths are chosen (default: the agent model's, else "
+                             "hops)")
     parser.add_argument("--last", help="evaluate only the last N intervals, or the last P%% "
                                        "(e.g. 576 or 20%%); default: the whole series")
     parser.add_argument("--history", type=int, default=DEFAULT_HISTORY,
@@ -270,6 +272,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
                          f"choose from {', '.join(BASELINES)}, agent")
     series = load_series(args.traffic, graph, steps=args.steps, seed=args.seed)
+    if args.paths_k is None or args.path_method is None:  # every method on the agent's paths
+        k, method = DEFAULT_K, DEFAULT_METHOD
+        if "agent" in methods:
+            from agents.model_file import model_paths
+
+            k, method = model_paths(args.model, args.topology)
+        args.paths_k, args.path_method = args.paths_k or k, args.path_method or method
     path_set = PathSet.from_graph(graph, k=args.paths_k, method=args.path_method)
     policies = {name: make_policy(name, path_set) for name in methods if name != "agent"}
     if "agent" in methods:

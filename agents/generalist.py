@@ -162,6 +162,8 @@ class GeneralistConfig:
     history: int = 12
     paths_k: int = 4
     path_method: str = "hops"
+    deploy_paths_k: int = 8  # the candidate paths it runs on once trained: chosen on the
+    deploy_path_method: str = "te"  # validation list (BENCHMARKS.md), model_file.paths_of
     logit_scale: float = DEFAULT_LOGIT_SCALE
     hidden: int = 64
     rounds: int = 4
@@ -380,6 +382,8 @@ class GeneralistTrainer:
                          "samples": sum(len(t.samples) for t in self.tasks),
                          "epochs": self.epoch, "seconds": round(getattr(self, "seconds", 0.0))},
             "config": asdict(self.config),
+            "deploy_paths": {"k": self.config.deploy_paths_k,
+                             "method": self.config.deploy_path_method},
             "validation": {"objective": self.scores["objective"]},
             "validation_tasks": self.scores["tasks"],
             "history": self.history,

@@ -41,7 +41,8 @@ import torch
 
 from agents.agent import AgentPolicy, PathNet, SplitNet, set_torch_threads
 from sim.envs.encoding import Encoding
-from sim.paths import PathSet
+from sim.paths import DEFAULT_K, DEFAULT_METHOD, PathSet
+from sim.paths import METHODS as PATH_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,34 @@ def resolve_default(topology: str = "", path_set: PathSet | None = None) -> tupl
         raise ModelFileError(f"{why}, and no generalist model {GENERALIST}; shipped: "
                              f"{', '.join(shipped) or 'none'}")
     return GENERALIST, f"the generalist ({why})"
+
+
+DEFAULT_PATHS = (DEFAULT_K, DEFAULT_METHOD)
+
+
+def paths_of(metadata: dict[str, Any]) -> tuple[int, str]:
+    """The candidate paths ``(k, method)`` a model is meant to run on: its ``deploy_paths``
+    (chosen on its validation list) when it has them, else the ones it was trained on."""
+    recipe = metadata.get("deploy_paths") or metadata.get("path_set") or {}
+    try:
+        k, method = int(recipe.get("k", DEFAULT_PATHS[0])), str(recipe.get("method",
+                                                                             DEFAULT_PATHS[1]))
+    except (AttributeError, TypeError, ValueError):
+        return DEFAULT_PATHS
+    return (k, method) if k >= 1 and method in PATH_METHODS else DEFAULT_PATHS
+
+
+def model_paths(spec: str | os.PathLike, topology: str = "",
+                trusted_keys: TrustedKeys = None) -> tuple[int, str]:
+    """The candidate paths ``(k, method)`` of model ``spec`` (a file or ``"default"``, which is
+    the topology's shipped model when there is one, else the generalist): what the controller
+    and ``ryute evaluate`` build when the user names no paths. A model that cannot be read
+    gives :data:`DEFAULT_PATHS` (loading it says why)."""
+    path = resolve_default(topology)[0] if str(spec) == "default" else Path(spec)
+    try:
+        return paths_of(read_model(path, trusted_keys)[0])
+    except (ModelFileError, OSError):
+        return DEFAULT_PATHS
 
 
 def read_model(path: str | os.PathLike, trusted_keys: TrustedKeys = None

@@ -49,10 +49,13 @@ class ControllerConfig:
     """Divide the topology file's capacities by this (Mininet's --scale: 1000 in emulation)."""
     default_capacity_mbps: float = 1000.0
     """Capacity of a link when neither the topology file nor the port speed gives one."""
-    paths_k: int = 4
-    """Candidate paths per OD pair."""
-    path_method: str = "hops"
-    """How candidate paths are chosen: hops, invcap, disjoint or te (``sim.paths.METHODS``)."""
+    paths_k: int | None = None
+    """Candidate paths per OD pair; None: the model's (``agents.model_file.model_paths``: the
+    generalist runs on 8 ``te`` paths, a topology's own model on those it was trained on), 4
+    without a model."""
+    path_method: str | None = None
+    """How candidate paths are chosen: hops, invcap, disjoint or te (``sim.paths.METHODS``);
+    None: the model's, hops without a model."""
     model: str | None = None
     """Model file of the agent, or "default" for the shipped model of the topology; None: none."""
     mode: str = "shadow"
@@ -101,9 +104,9 @@ class ControllerConfig:
         for name in ("capacity_scale", "default_capacity_mbps"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.paths_k < 1:
+        if self.paths_k is not None and self.paths_k < 1:
             problems.append(f"paths_k must be >= 1, got {self.paths_k}")
-        if self.path_method not in PATH_METHODS:
+        if self.path_method is not None and self.path_method not in PATH_METHODS:
             problems.append(f"path_method must be {', '.join(PATH_METHODS)}, got "
                             f"{self.path_method!r}")
         if self.mode not in ("shadow", "active", "external"):

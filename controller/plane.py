@@ -35,7 +35,7 @@ from controller.network import NetworkView
 from controller.openflow import FlowEntry, Port, Send
 from controller.switches import Fence, Reconciler, SwitchSync
 from sim.decision import Decision
-from sim.paths import PathSet
+from sim.paths import DEFAULT_K, DEFAULT_METHOD, PathSet
 from sim.policy import Policy
 from topologies.catalog import load_topology
 
@@ -65,6 +65,23 @@ def read_agent(spec: str, path_set: PathSet, topology: str, trusted_keys: str | 
     return load_agent(spec, path_set, topology, trusted_keys=trusted_keys)
 
 
+def candidate_paths(config: ControllerConfig) -> tuple[int, str]:
+    """``(k, method)`` of the candidate paths: the configuration's where it names them, the
+    rest from the model (``agents.model_file.model_paths``), 4 hops without a model."""
+    k, method = config.paths_k, config.path_method
+    if k is None or method is None:
+        model_k, model_method = DEFAULT_K, DEFAULT_METHOD
+        if config.model:
+            from agents.model_file import model_paths  # torch only when a model is used
+
+            model_k, model_method = model_paths(config.model, config.topology or "",
+                                                config.trusted_keys)
+        k, method = k or model_k, method or model_method
+        LOG.info("candidate paths: %d per OD pair by %s (%s)", k, method,
+                 "the model's" if config.model else "the default")
+    return k, method
+
+
 class ControlPlane:
     """The whole controller as a plain object: events in, ``(dpid, message)`` pairs out."""
 
@@ -75,9 +92,10 @@ class ControlPlane:
             load_topology(config.topology) if config.topology else None)
         self.discovery = LinkDiscovery(
             max(2, math.ceil(config.link_timeout_s / config.lldp_interval_s)))
+        paths_k, path_method = candidate_paths(config)
         self.view = NetworkView(
-            self.expected, self.discovery, paths_k=config.paths_k,
-            path_method=config.path_method, capacity_scale=config.capacity_scale,
+            self.expected, self.discovery, paths_k=paths_k,
+            path_method=path_method, capacity_scale=config.capacity_scale,
             default_capacity_mbps=config.default_capacity_mbps)
         self.metrics = Metrics()
         # Without a topology file there is no fallback until discovery finds a network; the

@@ -389,6 +389,8 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
                        "--decision-log", str(run_dir / "decisions.jsonl")]
     if model_path is not None:
         controller_args += ["--model", str(model_path)]
+    # the controller's candidate paths are the ones predicted with here, whatever the model's
+    controller_args += ["--paths-k", str(path_set.k), "--path-method", path_set.method]
     phases = {}
     previous_handler = signal.getsignal(signal.SIGTERM)
 

@@ -199,7 +199,8 @@ class MininetTEEnv(TEEnv):
         testbed = Testbed(self.topology_spec, scale=self.capacity_scale,
                           poll_interval_s=poll_interval_for(self.interval_s),
                           controller_args=("--mode", "external", "--api-token", self.token,
-                                           "--paths-k", str(self.path_set.k)),
+                                           "--paths-k", str(self.path_set.k),
+                                           "--path-method", self.path_set.method),
                           log_dir=self.run_dir, switch_prefix=self.switch_prefix,
                           host_prefix=self.host_prefix)
         return testbed.__enter__()

@@ -49,6 +49,8 @@ Link = tuple[Node, Node]
 Path = tuple[Node, ...]
 
 METHODS = ("hops", "invcap", "disjoint", "te")
+DEFAULT_K, DEFAULT_METHOD = 4, "hops"
+"""Candidate paths when nothing (no option, no model) names others."""
 #: The ``te`` method starts from this many shortest paths by hops (those of ``hops`` with k = 4).
 TE_SHORTEST = 4
 METRICS = ("hops", "invcap")
@@ -168,7 +170,8 @@ class PathSet:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_graph(cls, graph: nx.DiGraph, k: int = 4, method: str = "hops") -> PathSet:
+    def from_graph(cls, graph: nx.DiGraph, k: int = DEFAULT_K, method: str = DEFAULT_METHOD
+                   ) -> PathSet:
         """Build the path set of ``graph`` (directed edges with ``capacity_mbps`` > 0).
 
         OD pairs: every ordered pair of distinct nodes whose ``hosts`` attribute is true (default),

@@ -264,3 +264,57 @@ def test_fine_tuning_starts_from_the_generalists_weights(generalist):
     with pytest.raises(ModelFileError, match="--init needs a PathNet of the configured shape"):
         Trainer(graph, series, TrainConfig(network="path", init=str(path), history=3,
                                            validation="24", test="24", timesteps=0))
+
+
+# ---------------------------------------------------------------------- the model's paths
+def test_a_model_names_the_candidate_paths_it_runs_on(models_dir, tmp_path):
+    from agents.model_file import DEFAULT_PATHS, model_paths, paths_of
+
+    # the generalist is deployed on its validated recipe, a topology's own model on its own
+    assert model_paths("default", "nsfnet") == (8, "te")
+    assert model_paths(models_dir / "generalist.zip") == (8, "te")
+    assert model_paths("default", "abilene") == (4, "hops")
+    assert paths_of({"path_set": {"k": 6, "method": "invcap"}}) == (6, "invcap")
+    for bad in ({"deploy_paths": {"k": 0, "method": "te"}}, {"deploy_paths": {"method": "yen"}},
+                {"deploy_paths": [8]}, {}):
+        assert paths_of(bad) == DEFAULT_PATHS
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    assert model_paths(tmp_path / "broken.zip") == DEFAULT_PATHS  # loading it says why
+
+
+def test_the_controller_builds_the_models_paths_unless_told_otherwise(models_dir, monkeypatch):
+    from controller.config import ControllerConfig
+    from controller.plane import ControlPlane, candidate_paths
+
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+
+    def config(**values):
+        return ControllerConfig.load(None, topology="nsfnet", **values)
+
+    assert candidate_paths(config(model="default")) == (8, "te")
+    assert candidate_paths(config(model="default", paths_k=6)) == (6, "te")
+    assert candidate_paths(config(model="default", path_method="hops")) == (8, "hops")
+    assert candidate_paths(config()) == (4, "hops")  # no model: the core's default
+    assert candidate_paths(ControllerConfig.load(None, topology="abilene", model="default")) \
+        == (4, "hops")
+    plane = ControlPlane(config(model="default"))
+    path_set = plane.view.state.path_set
+    assert (path_set.k, path_set.method) == (8, "te")
+    assert plane.load_model("default").startswith("generalist.zip")
+
+
+def test_evaluate_puts_every_method_on_the_agents_paths(models_dir, tmp_path):
+    import json
+
+    from lab.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--topology", "nsfnet", "--traffic", "synthetic:steps=16",
+                 "--methods", "agent,lp_last", "--model", "default", "--last", "3",
+                 "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert (document["paths_k"], document["path_method"]) == (8, "te")
+    assert main(["evaluate", "--topology", "nsfnet", "--traffic", "synthetic:steps=16",
+                 "--methods", "lp_last", "--last", "3", "--json", str(out)]) == 0
+    assert (json.loads(out.read_text())["paths_k"], json.loads(out.read_text())["path_method"]) \
+        == (4, "hops")
