@@ -166,15 +166,19 @@ def init_path(spec: str) -> Path:
 
 
 def init_shape(spec: str) -> dict[str, Any]:
-    """The TrainConfig fields that give the network of PathNet model ``spec`` its shape."""
-    from agents.model_file import ModelFileError, read_model
+    """The TrainConfig fields that give the network of PathNet model ``spec`` its shape, and
+    the candidate paths it runs on (a fine-tuned model keeps them)."""
+    from agents.model_file import ModelFileError, paths_of, read_model
 
-    shape = read_model(init_path(spec))[0].get("network", {})
+    metadata = read_model(init_path(spec))[0]
+    shape = metadata.get("network", {})
     if shape.get("class") != "PathNet":
         raise ModelFileError(f"{init_path(spec)}: --init needs a PathNet model, not "
                              f"{shape.get('class')!r}")
+    paths_k, path_method = paths_of(metadata)
     return {"network": "path", "path_hidden": int(shape["hidden"]),
-            "path_rounds": int(shape["rounds"]), "path_trend": bool(shape.get("trend", False))}
+            "path_rounds": int(shape["rounds"]), "path_trend": bool(shape.get("trend", False)),
+            "paths_k": paths_k, "path_method": path_method}
 
 
 def build_net(config: TrainConfig, encoding: Encoding) -> SplitNet | PathNet:

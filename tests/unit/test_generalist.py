@@ -255,9 +255,11 @@ def test_fine_tuning_starts_from_the_generalists_weights(generalist):
     graph = load_topology("ring:n=5")
     series = synthetic_traffic(graph, steps=120, seed=5)
     shape = init_shape(str(path))
-    assert shape == {"network": "path", "path_hidden": 8, "path_rounds": 2, "path_trend": True}
+    assert shape == {"network": "path", "path_hidden": 8, "path_rounds": 2, "path_trend": True,
+                     "paths_k": 8, "path_method": "te"}  # it keeps the generalist's paths too
     tuned = Trainer(graph, series, TrainConfig(**shape, init=str(path), history=3, epochs=1,
                                                validation="24", test="24", timesteps=0))
+    assert (tuned.path_set.k, tuned.path_set.method) == (8, "te")
     for name, value in trainer.shared.state_dict().items():
         if name.startswith(("start.", "update.")):
             assert torch.equal(tuned.net.state_dict()[name], value), name
