@@ -215,6 +215,11 @@ class DecisionRecord:
     fraction: float | None = None
     """With source ``blend``: the share of the weight moved to the agent's split."""
     measured_mlu: float | None = None
+    down_links: list[list[str]] = field(default_factory=list)
+    """The links that were down when it was decided (``[src, dst]``)."""
+    mode_changes: list[dict[str, Any]] | None = None
+    """The operator's mode changes since the previous record: ``from``, ``to``, ``by`` (who
+    asked: the API client's address and name) and ``at`` (epoch seconds), oldest first."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -384,6 +389,9 @@ class DecisionLoop:
         self.source = "fallback"
         self.installed_agent: Installed | None = None
         self.rollout: Rollout | None = None
+        self.latest: dict[str, Decision | None] = {"fallback": None, "agent": None}
+        """The last decision of each policy (the agent's even when it was not installed)."""
+        self._mode_changes: list[dict[str, Any]] = []
         self._busy = threading.Event()
         self._seq = 0
 
@@ -398,15 +406,25 @@ class DecisionLoop:
         LOG.info("agent %s loaded; untrusted until %d healthy decisions", model_id,
                  self.config.recover_after)
 
-    def set_mode(self, mode: Mode, rollout: Rollout | None = None) -> None:
-        """The operator's mode; ``rollout`` (active mode only) activates gradually."""
+    def set_mode(self, mode: Mode, rollout: Rollout | None = None,
+                 by: str | None = None) -> None:
+        """The operator's mode; ``rollout`` (active mode only) activates gradually. ``by``
+        (who asked) records a change in the next decision record."""
         if rollout is not None and Mode(mode) is not Mode.ACTIVE:
             raise ValueError(f"a rollout (fraction, step, ingress) needs mode active, not "
                              f"{Mode(mode).value}")
         if Mode(mode) is not self.mode or rollout != self.rollout:
-            LOG.warning("mode %s -> %s%s", self.mode.value, Mode(mode).value,
-                        f" ({rollout.describe()})" if rollout else "")
+            LOG.warning("mode %s -> %s%s%s", self.mode.value, Mode(mode).value,
+                        f" ({rollout.describe()})" if rollout else "", f" by {by}" if by else "")
+            if by is not None:
+                self._note_mode_change(Mode(mode), by, rollout)
         self.mode, self.rollout = Mode(mode), rollout
+
+    def _note_mode_change(self, mode: Mode, by: str, rollout: Rollout | None = None) -> None:
+        change = {"from": self.mode.value, "to": mode.value, "by": by, "at": time.time()}
+        if rollout is not None:
+            change["rollout"] = rollout.describe()
+        self._mode_changes.append(change)
 
     def decide(self, state: NetworkState, now: float) -> tuple[Decision, DecisionRecord]:
         """One interval: both decide, health is judged, the effective decision is returned."""
@@ -458,7 +476,11 @@ class DecisionLoop:
             differ=(None if agent_decision is None
                     else not np.allclose(agent_decision.weights, fallback.weights, atol=1e-3)),
             transition=transition, action=action,
-            fraction=self.rollout.fraction if source == "blend" and self.rollout else None)
+            fraction=self.rollout.fraction if source == "blend" and self.rollout else None,
+            down_links=sorted([str(u), str(v)] for u, v in state.down_links),
+            mode_changes=self._mode_changes or None)
+        self._mode_changes = []
+        self.latest = {"fallback": fallback, "agent": agent_decision}
         self.log.append(record)
         return installed, record
 
@@ -507,6 +529,7 @@ class DecisionLoop:
             rollout.rolled_back = (f"measured MLU {measured:.3f} worse than the fallback's "
                                    f"predicted {expected:.3f} on the same matrix at "
                                    f"{rollout.fraction:.0%}")
+            self._note_mode_change(Mode.SHADOW, "the rollout's rollback")
             self.mode = Mode.SHADOW
             LOG.warning("rollout rolled back, mode shadow: %s", rollout.rolled_back)
             return f"rollback to the fallback, mode shadow: {rollout.rolled_back}"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from controller import pipeline
+from controller.dashboard import Dashboard
 from controller.decisions import ROLLOUT_FIELDS, Mode
 from controller.plane import ControlPlane
 from controller.rest import HttpError, Request, Response, require_token
@@ -49,6 +50,7 @@ class Resources:
             "/te/v1/traffic": {"GET": self.traffic_view},
             "/te/v1/decisions": {"GET": self.decisions_view},
             "/metrics": {"GET": self.metrics_view},
+            **Dashboard(self).routes(),  # the web page and its views (controller.dashboard)
         }
 
     # -- views -------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class Resources:
             rollout = self.plane.rollout(body)
             changed = Mode(mode) is not loop.mode or rollout != loop.rollout
             if changed:
-                loop.set_mode(Mode(mode), rollout)
+                loop.set_mode(Mode(mode), rollout, by=request.who())
         except ValueError as error:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
         if changed:

@@ -33,6 +33,7 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     status: HTTPStatus = HTTPStatus.OK
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -42,6 +43,15 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    remote: str = ""
+    """The client's address."""
+
+    def who(self) -> str:
+        """Who sent it, for the record: the client's address and what it calls itself
+        (``X-Ryute-Client``, else ``User-Agent``), printable ASCII, at most 60 characters."""
+        name = self.headers.get("x-ryute-client") or self.headers.get("user-agent", "")
+        name = "".join(c for c in name if " " <= c <= "~")[:60]
+        return f"{self.remote or 'unknown address'}" + (f" ({name})" if name else "")
 
     def json_object(self, allowed: Iterable[str], required: Iterable[str] = ()) -> dict:
         """The body as a JSON object with only ``allowed`` keys and all ``required`` ones."""
@@ -140,7 +150,7 @@ class RestApi:
             response = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
         start_response(f"{response.status.value} {response.status.phrase}", [
             ("Content-Type", response.content_type),
-            ("Content-Length", str(len(response.body)))])
+            ("Content-Length", str(len(response.body))), *response.headers])
         return [response.body]
 
     def _dispatch(self, method: str, path: str, environ: dict) -> Response:
@@ -173,4 +183,4 @@ def _request(method: str, path: str, environ: dict) -> Request:
         raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         f"body of {length} bytes; at most {MAX_BODY_BYTES}")
     body = environ["wsgi.input"].read(length) if length else b""
-    return Request(method, path, query, headers, body)
+    return Request(method, path, query, headers, body, environ.get("REMOTE_ADDR", ""))
