@@ -15,9 +15,9 @@ last 300 decision records) and a steady poll (``since`` the last record), and th
 the busiest link and of the switch with most paths.
 
 ``--browser`` also loads the page in headless Chromium (Debian's ``/usr/bin/chromium``
-through Playwright) and reports how long until every link is drawn and coloured, and how long
-one poll's update takes in the page (the script's own work, measured with the Performance API
-around a forced poll).
+through Playwright) and reports how long until every link is drawn and coloured, until a click
+on a link shows what loads it, and the page's long tasks (the Long Tasks API: over 50 ms of
+script and layout at once) in 10 s of polling once a second with an interval fed every second.
 """
 from __future__ import annotations
 
@@ -136,14 +136,19 @@ def measure(app: Any, url: str, repeats: int) -> dict[str, Any]:
     return results
 
 
-def browser(url: str, n_links: int) -> dict[str, Any]:
-    """Time until the page has drawn and coloured every link, and one poll's work in the page."""
+def browser(url: str, n_links: int, watch_s: float) -> dict[str, Any]:
+    """Time until the page has drawn and coloured every link, and until a click on a link
+    shows its OD pairs; then the page's long tasks (over 50 ms: a page that does not answer
+    input at once) while it polls for ``watch_s``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                               args=["--no-sandbox"])
         page = chromium.new_page(viewport={"width": 1600, "height": 1000})
+        page.add_init_script(
+            "window.longTasks = []; new PerformanceObserver(list => window.longTasks.push("
+            "...list.getEntries().map(e => e.duration))).observe({type: 'longtask', buffered: true});")
         started = time.perf_counter()
         page.goto(url + "/")
         page.wait_for_function(
@@ -151,10 +156,29 @@ def browser(url: str, n_links: int) -> dict[str, Any]:
             "[...document.querySelectorAll('#links line.link')].every(l => l.style.stroke)",
             arg=n_links, timeout=60_000)
         drawn_ms = (time.perf_counter() - started) * 1000
-        page.click("#links line.link")
+        started = time.perf_counter()
+        page.locator("#links line.link").first.dispatch_event("click")  # may lie under a node
         page.wait_for_selector("#details-table tr.od", timeout=60_000)
+        details_ms = (time.perf_counter() - started) * 1000
+        page.evaluate("window.longTasks = []")
+        time.sleep(watch_s)
+        polls = page.evaluate("Number(document.querySelector('#timeline polyline.fallback')"
+                              ".getAttribute('data-points'))")
+        long_tasks = page.evaluate("window.longTasks")
         chromium.close()
-    return {"page_drawn_ms": round(drawn_ms, 1), "links_drawn": n_links}
+    return {"page_drawn_ms": round(drawn_ms, 1), "link_details_ms": round(details_ms, 1),
+            "links_drawn": n_links, "watched_s": watch_s, "timeline_points": polls,
+            "long_tasks_while_polling": len(long_tasks),
+            "longest_task_ms": round(max(long_tasks, default=0.0), 1)}
+
+
+def _keep_feeding(app: Any, series: np.ndarray, rng: np.random.Generator,
+                  stop: threading.Event) -> None:
+    """An interval a second while the browser watches, as a controller's statistics do."""
+    k = 0
+    while not stop.wait(1.0):
+        feed_interval(app, series[k % len(series)], rng)
+        k += 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    app = live_app(args.topology, None if args.model == "none" else args.model)
+    app = live_app(args.topology, None if args.model == "none" else args.model,
+                   poll_interval_s=1.0)  # the page polls every second
     setup_s = time.perf_counter() - started
     series, rng = series_for(app, args.intervals), np.random.default_rng(1)
     decide_ms = []
@@ -176,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         feed_interval(app, matrix, rng)
         decide_ms.append((time.perf_counter() - begun) * 1000)
     server, url = serve(app)
+    stop = threading.Event()
     try:
         path_set = app.plane.view.state.path_set
         result: dict[str, Any] = {
@@ -185,7 +211,12 @@ def main(argv: list[str] | None = None) -> None:
             "setup_s": round(setup_s, 1), "interval_ms_median": round(statistics.median(decide_ms), 1),
             "endpoints": measure(app, url, args.repeats)}
         if args.browser:
-            result["browser"] = browser(url, path_set.n_links)
+            feeder = threading.Thread(target=_keep_feeding, args=(app, series, rng, stop),
+                                      daemon=True)
+            feeder.start()
+            result["browser"] = browser(url, path_set.n_links, watch_s=10.0)
+            stop.set()
+            feeder.join(timeout=30)
     finally:
         server.shutdown()
     emit(result, args.out)

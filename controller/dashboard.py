@@ -74,6 +74,7 @@ class Dashboard:
         self.plane = resources.plane
         self._graph: tuple[int, bytes] | None = None  # (topology version, answer)
         self._model: tuple[Any, dict[str, Any] | None] = (None, None)  # (agent, identity)
+        self._node_paths: tuple[Any, dict[Any, list[int]]] = (None, {})  # (path set, index)
 
     def routes(self) -> dict:
         page_routes = {path: {"GET": self._page(name, kind)}
@@ -181,13 +182,23 @@ class Dashboard:
         if name not in nodes:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no switch {name[:80]!r} in the topology")
         node = nodes[name]
-        uses = np.fromiter((node in path for path in path_set.paths), dtype=bool,
-                           count=path_set.n_paths)
+        uses = np.zeros(path_set.n_paths, dtype=bool)
+        uses[self._paths_through(path_set).get(node, [])] = True
         document = {"node": {"name": name, "dpid": self.plane.view.dpid_of.get(node),
                              "connected": self.plane.view.dpid_of.get(node)
                              in self.plane.connected},
                     **self._loading(uses, request)}
         return Response(_compact(document))
+
+    def _paths_through(self, path_set) -> dict[Any, list[int]]:
+        """The paths through each node, built once per path set (158 k paths: 0.1 s)."""
+        if self._node_paths[0] is not path_set:
+            through: dict[Any, list[int]] = {}
+            for p, path in enumerate(path_set.paths):
+                for node in path:
+                    through.setdefault(node, []).append(p)
+            self._node_paths = (path_set, through)
+        return self._node_paths[1]
 
     def _state(self):
         state = self.plane.view.state
@@ -315,20 +326,19 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _scores(value: Any, prefix: str = "", limit: int = 16) -> dict[str, float]:
-    """The numbers of a nested validation section as ``{"stage.metric": value}``."""
+def _scores(value: Any, prefix: str = "", depth: int = 2, limit: int = 12) -> dict[str, float]:
+    """The numbers of a validation section, two levels deep, as ``{"stage.metric": value}``
+    (MLU over the optimum on the validation matrices)."""
     found: dict[str, float] = {}
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(item, bool):
-                continue
-            if isinstance(item, (int, float)) and math.isfinite(item):
-                found[name] = round(float(item), 4)
-            elif isinstance(item, dict):
-                found.update(_scores(item, name, limit))
-            if len(found) >= limit:
-                break
+    if not isinstance(value, dict) or depth <= 0:
+        return found
+    for key, item in value.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, (int, float)) and not isinstance(item, bool) \
+                and math.isfinite(item):
+            found[name] = round(float(item), 4)
+        elif isinstance(item, dict):
+            found.update(_scores(item, name, depth - 1, limit))
     return dict(list(found.items())[:limit])
 
 

@@ -14,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 DEBIAN_PACKAGES=(openvswitch-switch openvswitch-common mininet iperf3 ethtool iputils-ping
-                 iproute2 procps python3-venv)
+                 iproute2 procps python3-venv
+                 chromium chromium-driver)  # the browser for the dashboard test (no download)
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 
 log() { echo "setup: $*"; }

@@ -244,7 +244,7 @@
       add("train dates", model.train_dates);
       add("validation dates", model.validation_dates);
       const scores = Object.entries(model.validation || {}).map(([name, value]) => `${name} ${num(value)}`);
-      add("validation (MLU / optimum)", scores.join(", "));
+      if (scores.length) add("validation", `${scores.join(", ")} (MLU over the optimum)`);
     }
     facts.replaceChildren(...rows);
   }
