@@ -81,6 +81,9 @@ class ControllerConfig:
     candidates (needs a model; uses the API token)."""
     decision_log: str | None = None
     """JSON-lines file every decision is appended to (None: in memory only)."""
+    metrics_od_pairs: bool = False
+    """Export the measured demand of every OD pair (``ryute_od_demand_bytes_per_second``):
+    N x (N - 1) series, so only on request."""
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
     """When the agent is not trusted, and when its last decision is held over a transient
     fault: ``budget_ms`` (50), ``mlu_margin`` (0.10), ``mlu_floor`` (0.02), ``drift_factor``

@@ -122,6 +122,24 @@ class HealthConfig:
                                fallback_mlu + self.mlu_floor)
 
 
+FINDING_PREFIXES = (
+    ("statistics older than", "stale"), ("input drift", "drift"),
+    ("malformed decision", "malformed"), ("agent returned no decision", "malformed"),
+    ("predicted MLU", "worse"), ("decision slower than", "late"),
+    ("previous agent decision still running", "busy"), ("agent raised", "raised"))
+"""How each reason this module writes begins, and its kind (a bounded metrics label)."""
+FINDING_KINDS = ("stale", "drift", "malformed", "worse", "late", "busy", "raised",
+                 "transient_limit", "other")
+
+
+def finding_kind(reason: str) -> str:
+    """The kind of a health reason (one of ``FINDING_KINDS``)."""
+    for prefix, kind in FINDING_PREFIXES:
+        if reason.startswith(prefix):
+            return kind
+    return "transient_limit" if "transient faults in a row" in reason else "other"
+
+
 @dataclass
 class Outcome:
     """What running the agent gave: a decision, or why not, and how long it took."""

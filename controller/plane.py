@@ -97,7 +97,9 @@ class ControlPlane:
             self.expected, self.discovery, paths_k=paths_k,
             path_method=path_method, capacity_scale=config.capacity_scale,
             default_capacity_mbps=config.default_capacity_mbps)
-        self.metrics = Metrics()
+        self.metrics = Metrics(poll_interval_s=config.poll_interval_s,
+                               capacity_scale=config.capacity_scale,
+                               od_pairs=config.metrics_od_pairs)
         # Without a topology file there is no fallback until discovery finds a network; the
         # plane decides only once there is one (see decide()).
         self.loop = DecisionLoop(
@@ -123,6 +125,8 @@ class ControlPlane:
         self.model_spec = config.model
         self.model_resolved: str | None = None  # for --model default: which file, and why
         self._deciding = threading.Lock()  # green under os-ken's eventlet hub
+        self.metrics.watch_switches(lambda: len(self.connected),
+                                    self.expected.number_of_nodes() if self.expected is not None else 0)
 
     def name(self, dpid: int) -> str:
         return self.view.name(dpid)

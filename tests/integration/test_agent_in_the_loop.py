@@ -685,10 +685,10 @@ def test_rest_api_end_to_end(lab):
         assert abs(traffic["od_mbps"][index[src]][index[dst]] - mbps * FRAME) < 0.5 * mbps
     status, text = call(url, "/metrics")
     assert status == 200
-    for name in ("ryute_mlu ", 'ryute_decisions_total{source="agent"}',
+    for name in ("ryute_mlu_ratio ", 'ryute_decisions_total{source="agent"}',
                  'ryute_decisions_total{source="fallback"}', "ryute_agent_trusted ",
                  "ryute_decision_latency_seconds_count", "ryute_agent_inference_seconds_count",
-                 'ryute_predicted_mlu{policy="agent"}', "ryute_link_utilization{"):
+                 'ryute_predicted_mlu_ratio{policy="agent"}', "ryute_link_utilization_ratio{"):
         assert name in text, name
 
     mode = {"mode": "active"}

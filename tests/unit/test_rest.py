@@ -66,7 +66,7 @@ def test_metrics_are_prometheus_text(api):
     status, body = call(url, "/metrics")
     text = body.decode()
     assert status == 200
-    for name in ("ryute_mlu", "ryute_decisions_total", "ryute_decision_latency_seconds_bucket",
+    for name in ("ryute_mlu_ratio", "ryute_decisions_total", "ryute_decision_latency_seconds_bucket",
                  "ryute_agent_inference_seconds_count", "ryute_health_transitions_total"):
         assert name in text or name.replace("_total", "") in text, name
 
