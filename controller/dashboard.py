@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import networkx as nx
@@ -28,7 +28,7 @@ import numpy as np
 
 from controller.plane import ControlPlane
 from controller.rest import HttpError, Request, Response
-from sim.loads import link_loads, od_demands
+from sim.loads import od_demands
 
 UI_DIR = Path(__file__).with_name("ui")
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -165,13 +165,20 @@ class Dashboard:
                      "load_mbps": _round(float(state.loads_mbps[link]) / scale),
                      "utilization": _round(float(state.utilization[link])),
                      "up": path_set.edges[link] not in state.down_links},
-            "predicted_utilization": {
-                name: _round(float(link_loads(path_set, decision, state.last_matrix)[link])
-                             / capacity)
-                for name, decision in self._decisions().items()
-                if state.last_matrix is not None},
+            "predicted_utilization": self._predicted(uses, capacity),
             **self._loading(uses, request)}
         return Response(_compact(document))
+
+    def _predicted(self, uses: np.ndarray, capacity: float) -> dict[str, float]:
+        """Each decision's predicted utilization of the link whose paths are ``uses``, on the
+        latest matrix (the link's share of ``sim.loads.link_loads``, for its paths only)."""
+        state = self._state()
+        if state.last_matrix is None:
+            return {}
+        path_set = state.path_set
+        demand = od_demands(path_set, state.last_matrix)[path_set.path_od[uses]]
+        return {name: _round(float(demand @ decision.weights[uses]) / capacity)
+                for name, decision in self._decisions().items()}
 
     def node_view(self, request: Request) -> Response:
         """``?name=A``: the OD pairs whose paths start, end or pass at switch A."""
@@ -236,7 +243,7 @@ class Dashboard:
         ods = np.unique(path_set.path_od[uses])
         load = np.bincount(path_set.path_od[uses], weights=flows[uses],
                            minlength=path_set.n_ods)
-        order = sorted(ods.tolist(), key=lambda od: (-load[od], -demand[od], od))
+        order = ods[np.lexsort((ods, -demand[ods], -load[ods]))].tolist()  # busiest first
         weights = {name: decision.weights for name, decision in decisions.items()}
         pairs = []
         for od in order[:limit]:

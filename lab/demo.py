@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ryute demo: error: {error}", file=sys.stderr)
         return 2
     print("\nWhile it runs, the controller's live status is at the REST URL printed above "
-          "(`ryute status --url URL`, `/metrics` for Prometheus). Every decision of both "
+          "(the dashboard at its `/`, `ryute status --url URL`, `/metrics` for Prometheus). "
+          "Every decision of both "
           f"phases: {run_dir / 'decisions.jsonl'} "
           f"(`ryute shadow-report {run_dir / 'decisions.jsonl'} --plot shadow.png`).")
     return 0

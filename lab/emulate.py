@@ -413,7 +413,7 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
                     "every phase runs the fallback only.")
             say(f"{len(testbed.net.switches)} switches, {expected} links, {hosts} hosts up "
                 f"(first pingAll lost {loss:.0f} %) in {time.time() - started:.0f} s; "
-                f"REST {testbed.rest_url}/te/v1/status")
+                f"REST {testbed.rest_url}/te/v1/status, dashboard {testbed.rest_url}/")
             for phase in config.phases:
                 run = run_phase(testbed, plan, phase, token, run_dir / phase, poll,
                                 path_set.n_paths, say)

@@ -15,7 +15,8 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 DEBIAN_PACKAGES=(openvswitch-switch openvswitch-common mininet iperf3 ethtool iputils-ping
                  iproute2 procps python3-venv
-                 chromium chromium-driver)  # the browser for the dashboard test (no download)
+                 chromium chromium-driver  # the browser of the dashboard test (no download)
+                 prometheus)  # promtool and the server of the monitoring test
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 
 log() { echo "setup: $*"; }

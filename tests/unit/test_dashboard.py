@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.dashboard import feed_interval, live_app, serve, series_for
+from benchmarks.dashboard import feed_interval, live_app, series_for, serve
 from controller import dashboard
 from controller.dashboard import Dashboard
 from controller.rest import Request

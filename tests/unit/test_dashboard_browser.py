@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.dashboard import feed_interval, live_app, serve, series_for
+from benchmarks.dashboard import feed_interval, live_app, series_for, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-test-token"

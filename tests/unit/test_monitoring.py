@@ -14,12 +14,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_decision_loop import Agent
 
-from benchmarks.dashboard import feed_interval, live_app, serve, series_for
+from benchmarks.dashboard import feed_interval, live_app, series_for, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
