@@ -75,6 +75,7 @@ class Dashboard:
         self._graph: tuple[int, bytes] | None = None  # (topology version, answer)
         self._model: tuple[Any, dict[str, Any] | None] = (None, None)  # (agent, identity)
         self._node_paths: tuple[Any, dict[Any, list[int]]] = (None, {})  # (path set, index)
+        self._by_link: tuple[Any, Any] = (None, None)  # (path set, incidence by columns)
 
     def routes(self) -> dict:
         page_routes = {path: {"GET": self._page(name, kind)}
@@ -157,7 +158,7 @@ class Dashboard:
                                                   "topology")
         link = edges[src, dst]
         uses = np.zeros(path_set.n_paths, dtype=bool)
-        uses[path_set.incidence[:, link].nonzero()[0]] = True
+        uses[self._paths_over(path_set, link)] = True
         scale = self.plane.view.capacity_scale
         capacity = float(state.capacities[link])
         document = {
@@ -175,9 +176,9 @@ class Dashboard:
         state = self._state()
         if state.last_matrix is None:
             return {}
-        path_set = state.path_set
-        demand = od_demands(path_set, state.last_matrix)[path_set.path_od[uses]]
-        return {name: _round(float(demand @ decision.weights[uses]) / capacity)
+        path_set, paths = state.path_set, np.flatnonzero(uses)
+        demand = od_demands(path_set, state.last_matrix)[path_set.path_od[paths]]
+        return {name: _round(float(demand @ decision.weights[paths]) / capacity)
                 for name, decision in self._decisions().items()}
 
     def node_view(self, request: Request) -> Response:
@@ -196,6 +197,14 @@ class Dashboard:
                              in self.plane.connected},
                     **self._loading(uses, request)}
         return Response(_compact(document))
+
+    def _paths_over(self, path_set, link: int) -> np.ndarray:
+        """The paths over link ``link``: a column of the incidence, by columns once per path
+        set (slicing a column of the row-major matrix takes 25 ms at 158 k paths)."""
+        if self._by_link[0] is not path_set:
+            self._by_link = (path_set, path_set.incidence.tocsc())
+        columns = self._by_link[1]
+        return columns.indices[columns.indptr[link]:columns.indptr[link + 1]]
 
     def _paths_through(self, path_set) -> dict[Any, list[int]]:
         """The paths through each node, built once per path set (158 k paths: 0.1 s)."""
