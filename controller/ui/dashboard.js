@@ -419,17 +419,24 @@
       (matching > LOG_ROWS ? ` (newest ${LOG_ROWS})` : "") + ", newest first";
   }
 
+  // Whether anything changed (then the timeline and the log are drawn again).
   function mergeRecords(records) {
+    let changed = false;
     for (const record of records) {
       if (record.seq > page.lastSeq) {
         page.records.push(record);
         page.lastSeq = record.seq;
+        changed = true;
       } else {
         const k = page.records.findIndex((r) => r.seq === record.seq);
-        if (k >= 0) page.records[k] = record;  // its measured MLU came an interval later
+        if (k >= 0 && JSON.stringify(page.records[k]) !== JSON.stringify(record)) {
+          page.records[k] = record;  // its measured MLU came an interval later
+          changed = true;
+        }
       }
     }
     if (page.records.length > MAX_RECORDS) page.records.splice(0, page.records.length - MAX_RECORDS);
+    return changed;
   }
 
   // -- polling ------------------------------------------------------------------------------
@@ -443,17 +450,21 @@
       if (page.status && live.status.uptime_s < page.status.uptime_s) {  // a restarted controller
         page.records = [];
         page.lastSeq = 0;
+        drawTimeline();
+        renderLog();
       }
       if (!page.graph || live.version !== page.version) await loadGraph();
       page.util = live.util;
       page.down = new Set(live.down);
       page.measured = live.measured;
       page.status = live.status;
-      mergeRecords(live.records);
+      const changed = mergeRecords(live.records);
       paintLinks();
       renderStatus(live.status, live.model);
-      drawTimeline();
-      renderLog();
+      if (changed) {
+        drawTimeline();
+        renderLog();
+      }
       if (page.selected && page.detailsSeq !== page.lastSeq) showDetails();
       badge.textContent = `live, every ${page.graph.poll_interval_s} s`;
       badge.className = "badge ok";
