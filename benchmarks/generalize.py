@@ -147,9 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="candidate paths of every method, METHOD:K (default hops:4)")
     parser.add_argument("--reuse", type=Path, help="an earlier run's JSON: its results for the "
                                                    "same cases and methods are kept")
+    parser.add_argument("--shard", default="0/1", help="K/N: only every N-th topology from "
+                        "the K-th (same seeds as the whole run; run N at once, then --reuse a "
+                        "JSON holding all their cases for the summary)")
     parser.add_argument("--json")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
+    shard, shards = (int(x) for x in args.shard.split("/"))
     logging.basicConfig(level=logging.WARNING)
     set_torch_threads()
     names = {"held-out": list(HELD_OUT), "validation": list(VALIDATION)}.get(
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         known = {(c["topology"], c["setting"]): c for c in previous["cases"]}
     cases = []
     for i, name in enumerate(names):
-        if zoo_topology(name).number_of_nodes() > args.max_nodes:
+        if i % shards != shard or zoo_topology(name).number_of_nodes() > args.max_nodes:
             continue
         for setting in args.settings.split(","):
             c = run_case(name, setting, args.model, methods, args.steps, SEED + 10 * i,
