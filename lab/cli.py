@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents import evaluate, forecast_cli, model_cli, train_cli
+from agents import evaluate, forecast_cli, model_cli, plan, train_cli
 from controller import client, launcher, logs
 from controller.cli_errors import CliError
 from lab import demo, emulate, mininet_train_cli
@@ -24,7 +24,8 @@ def _train(subparsers: argparse._SubParsersAction) -> None:
     train_cli.register(subparsers, envs={"mininet": mininet_train_cli.MININET})
 
 
-REGISTER = [topology_cli.register, evaluate.register, forecast_cli.register, _train,
+REGISTER = [topology_cli.register, evaluate.register, forecast_cli.register, plan.register,
+            _train,
             model_cli.register,
             launcher.register, client.register, emulate.register, demo.register]
 
