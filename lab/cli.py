@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents import evaluate, forecast_cli, model_cli, plan, train_cli
+from agents import anomalies_cli, evaluate, forecast_cli, model_cli, plan, train_cli
 from controller import client, launcher, logs
 from controller.cli_errors import CliError
 from lab import demo, emulate, mininet_train_cli
@@ -25,6 +25,7 @@ def _train(subparsers: argparse._SubParsersAction) -> None:
 
 
 REGISTER = [topology_cli.register, evaluate.register, forecast_cli.register, plan.register,
+            anomalies_cli.register,
             _train,
             model_cli.register,
             launcher.register, client.register, emulate.register, demo.register]

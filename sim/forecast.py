@@ -40,6 +40,8 @@ GAMMAS = (0.1, 0.3)
 DECAYS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 #: A level shift: the smoothed level this many mean deviations from the slow one, for an hour.
 SHIFT_K = 3.0
+#: An interval moves the levels and the profile by at most this many spreads.
+CLIP = 2.0
 #: Fewest valid origins an error quantile or a fitted parameter rests on.
 MIN_FIT = 24
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -108,10 +110,13 @@ class Rolling:
     mean: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    log_mean: np.ndarray
+    """The forecasts in the model's log space: ``log(y + offsets)``."""
+    offsets: np.ndarray
 
 
 # -- shared parts ------------------------------------------------------------------------------
-def _offsets(y: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def log_offsets(y: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per series, the constant added before taking logs: 1 % of its mean (zero demands stay
     finite and small ones do not dominate the errors)."""
     mean = y[valid].mean(axis=0) if valid.any() else np.zeros(y.shape[1])
@@ -234,6 +239,7 @@ def _filter(z: np.ndarray, valid: np.ndarray, season: Season | None, weekly: boo
     spread = np.full(s, 0.1)          # running mean |deviation| from the slow level
     run = np.zeros(s)                 # signed count of intervals far from it in a row
     hour = slow.copy()                # the deseasonalized level over about the last hour
+    record = slow.copy()              # the highest slow level so far
     shift_after = max(3, period // 24)
     out_slow = np.empty((n, s))
     out_fast = np.empty((len(alphas), n, s))
@@ -245,20 +251,25 @@ def _filter(z: np.ndarray, valid: np.ndarray, season: Season | None, weekly: boo
         day = (t + phase0) // period
         if valid[t]:
             seasonal = smooth[phase] + (dow[day % 7] if weekly else 0.0)
-            plain = z[t] - seasonal
-            fast += alpha * (plain - fast)
+            raw = z[t] - seasonal
+            # Robust updates: an interval far off moves the levels and the profile by at
+            # most CLIP spreads (a spike is not learnt; a shift is, by the jump below).
+            bound = CLIP * np.maximum(spread, 1e-3)
+            plain = np.clip(raw, slow - bound, slow + bound)
+            fast += alpha * (np.clip(raw, fast - bound, fast + bound) - fast)
             if season:
-                resid = z[t] - slow - smooth[phase]
-                profile[phase] += gamma * (z[t] - slow - (dow[day % 7] if weekly else 0.0)
-                                           - profile[phase])
+                resid = plain - slow
+                profile[phase] += gamma * (plain + seasonal - slow
+                                           - (dow[day % 7] if weekly else 0.0) - profile[phase])
                 if weekly:
                     dow[day % 7] += (gamma / period) * (resid - dow[day % 7])
             slow += beta * (plain - slow)
+            np.maximum(record, slow, out=record)
             # A level shift (an ingress moving, a flash crowd that stays): once the smoothed
             # level has been far from the slow one for an hour, the slow one jumps to it.
             # Taken as a new flat part of the traffic: the profile's relative swing shrinks
             # by as much as the level rose.
-            hour += (2.0 / (shift_after + 1)) * (plain - hour)
+            hour += (2.0 / (shift_after + 1)) * (raw - hour)
             gap = hour - slow
             spread += beta * (np.abs(plain - slow) - spread)
             far = np.abs(gap) > SHIFT_K * np.maximum(spread, 1e-3)
@@ -266,9 +277,13 @@ def _filter(z: np.ndarray, valid: np.ndarray, season: Season | None, weekly: boo
                            np.where(far, np.sign(gap), 0.0))
             jump = np.abs(run) >= shift_after
             if jump.any():
+                slow_before = slow[jump].copy()
                 slow[jump] = hour[jump]
+                fast[:, jump] = hour[jump]
                 run[jump] = 0.0
-                shrink = np.exp(-np.maximum(gap[jump], 0.0))
+                # only a rise above anything seen so far (not a recovery) is a new part
+                shrink = np.exp(-np.maximum(hour[jump] - np.maximum(record[jump], slow_before),
+                                            0.0))
                 profile[:, jump] *= shrink
                 smooth[:, jump] *= shrink
                 dow[:, jump] *= shrink
@@ -390,7 +405,7 @@ def rolling(y: np.ndarray, valid: np.ndarray, horizon: int, model: str, season: 
         raise ForecastError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     fit_valid = valid.copy()
     fit_valid[fit_until:] = False
-    offsets = _offsets(y, fit_valid)
+    offsets = log_offsets(y, fit_valid)
     z = np.log(y + offsets)
     burn = season.period if season else 12
     fit = np.zeros(len(y), bool)
@@ -399,11 +414,9 @@ def rolling(y: np.ndarray, valid: np.ndarray, horizon: int, model: str, season: 
     if model == "seasonal":
         weekly = _weekly(fit_valid, season)
         passes = [_filter(z, valid, season, weekly, g, [horizon], ALPHAS) for g in GAMMAS]
-        # the trend is the fitting window's, not one that saw the test
-        fitted_passes = [_filter(z[:fit_until], valid[:fit_until], season, weekly, g,
-                                 [horizon], ALPHAS) for g in GAMMAS]
-        for p, q in zip(passes, fitted_passes):
-            p.trend = q.trend
+        for p in passes:  # the trend is the fitting window's, not one that saw the test
+            p.trend = _trend(p.slow[:fit_until], valid[:fit_until],
+                             season.period if season else 1)
         fitted = _fit_seasonal(passes, z, fit, [horizon], season, level, offsets)
         pred = _seasonal_predict(passes, fitted, z, 0, horizon, season)
         quant = fitted.quant[0]
@@ -411,9 +424,8 @@ def rolling(y: np.ndarray, valid: np.ndarray, horizon: int, model: str, season: 
     else:
         pred = _baseline_origin_values(z, valid, horizon, model, season)
         quant = _quantiles(np.where(fit[:, None], z - pred, np.nan), level)
-    back = _back(pred, offsets)
-    return Rolling(model, horizon, back, _back(pred + quant[0], offsets),
-                   _back(pred + quant[1], offsets))
+    return Rolling(model, horizon, _back(pred, offsets), _back(pred + quant[0], offsets),
+                   _back(pred + quant[1], offsets), pred, offsets)
 
 
 def _back(z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -449,7 +461,7 @@ def forecast(y: np.ndarray, valid: np.ndarray, horizon: int, model: str = "seaso
     if anchors[-1] < horizon:
         notes.append(f"intervals beyond {anchors[-1]} steps use the error spread at "
                      f"{anchors[-1]} steps (not enough history for longer ones)")
-    offsets = _offsets(y, valid)
+    offsets = log_offsets(y, valid)
     z = np.log(y + offsets)
     weekly = model == "seasonal" and _weekly(valid, season)
     if model == "seasonal" and season is not None and not weekly:
