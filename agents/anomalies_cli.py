@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.forecast_cli import Telemetry, add_series_arguments, load_case, require_interval
-from sim.anomaly import DETECTORS, Alert, alerts, calibrate, scores
+from sim.anomaly import DETECTORS, MIN_SHARE, Alert, alerts, calibrate, scores, significant
 from sim.forecast import ForecastError
 
 
@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alerts-per-day", type=float, default=1.0,
                         help="the false-alarm budget the thresholds are set for, over all "
                              "series together (default 1)")
+    parser.add_argument("--min-share", type=float, default=MIN_SHARE,
+                        help="series below this share of their kind's traffic raise no alert "
+                             f"(default {MIN_SHARE:g})")
     parser.add_argument("--top", type=int, default=20, help="alerts printed (default 20)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every alert as JSON")
     parser.set_defaults(func=run)
@@ -62,6 +65,8 @@ def fit_intervals(text: str, length: int, per_day: int) -> int:
 def run(args: argparse.Namespace) -> int:
     if not args.alerts_per_day > 0:
         raise ValueError(f"--alerts-per-day must be positive, got {args.alerts_per_day}")
+    if not 0 <= args.min_share < 1:
+        raise ValueError(f"--min-share must be in [0, 1), got {args.min_share}")
     graph, series, path_set = load_case(args)
     require_interval(series)
     data = Telemetry.of(series, path_set)
@@ -76,15 +81,19 @@ def run(args: argparse.Namespace) -> int:
               "total": data.od.sum(axis=1, keepdims=True)}
     total_series = sum(values.shape[1] for values in groups.values())
     window = slice(season.period, None)
+    merge = max(1, season.period // 24)  # runs within an hour are one incident
     found: list[dict[str, Any]] = []
-    thresholds: dict[str, float] = {}
+    thresholds: dict[str, float | None] = {}
     for group, values in groups.items():
         detector = "forecast" if args.detector == "pca" and group != "od" else args.detector
         s = scores(detector, values, data.valid, season, fit)
+        keep = significant(values, data.valid, fit, args.min_share) if not s.network else None
         share = args.alerts_per_day * values.shape[1] / total_series
-        threshold = calibrate(s, slice(season.period + 1, fit), share, season.period)
-        thresholds[group] = round(float(np.median(threshold)), 3)
-        for alert in alerts(s, values, threshold, window, merge=max(1, season.period // 24)):
+        threshold = calibrate(s, slice(season.period + 1, fit), share, season.period, merge,
+                              keep)
+        finite = threshold[np.isfinite(threshold)]
+        thresholds[group] = round(float(np.median(finite)), 3) if len(finite) else None
+        for alert in alerts(s, values, threshold, window, merge):
             found.append(alert_record(alert, group, s.network, data, fit))
     found.sort(key=lambda a: (a["interval"], -a["severity"]))
     document = {

