@@ -105,20 +105,23 @@ def add_series_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--traffic", required=True,
                         help="a .tm.npz series (e.g. a controller recording), or "
                              "'synthetic[:steps=N,seed=S,load=L]'")
-    parser.add_argument("--paths-k", type=int, default=4,
-                        help="candidate paths per OD pair (default 4)")
+    parser.add_argument("--paths-k", type=int,
+                        help="candidate paths per OD pair (default 4 min-hop paths; with "
+                             "--model, the model's own)")
 
 
-def load_case(args: argparse.Namespace) -> tuple[Any, TrafficSeries, PathSet]:
-    """The topology, the series aligned to it and the path set of the shared arguments."""
+def load_case(args: argparse.Namespace, method: str = "hops"
+              ) -> tuple[Any, TrafficSeries, PathSet]:
+    """The topology, the series aligned to it and the path set of the shared arguments
+    (``--paths-k`` candidates by ``method``, 4 when not given)."""
     from topologies.catalog import load_topology
     from topologies.traffic import load_series
 
     graph = load_topology(args.topology)
     series = load_series(args.traffic, graph)
-    if args.paths_k < 1:
+    if args.paths_k is not None and args.paths_k < 1:
         raise ValueError(f"--paths-k must be >= 1, got {args.paths_k}")
-    return graph, series, PathSet.from_graph(graph, k=args.paths_k)
+    return graph, series, PathSet.from_graph(graph, k=args.paths_k or 4, method=method)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -373,11 +373,14 @@ def parse_additions(items: Sequence[str], graph: nx.DiGraph) -> dict[Link, float
     return out
 
 
-def with_capacities(case: Case, capacities: dict[Link, float], paths_k: int) -> Case:
+def with_capacities(case: Case, capacities: dict[Link, float], paths_k: int, method: str
+                    ) -> Case:
+    """The case with some links' capacities changed (and its paths rebuilt on them)."""
     graph = case.graph.copy()
     for (u, v), capacity in capacities.items():
         graph.edges[u, v]["capacity_mbps"] = capacity
-    return Case(graph, PathSet.from_graph(graph, k=paths_k), case.series, case.days)
+    return Case(graph, PathSet.from_graph(graph, k=paths_k, method=method), case.series,
+                case.days)
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -412,7 +415,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.threshold <= 10:
         raise ValueError(f"--threshold must be a utilization in (0, 10], got {args.threshold}")
-    graph, series, path_set = load_case(args)
+    method = "hops"
+    if args.model and args.paths_k is None:  # the agent decides on its own paths
+        from agents.model_file import model_paths
+
+        args.paths_k, method = model_paths(args.model, args.topology)
+    graph, series, path_set = load_case(args, method)
     interval = require_interval(series)
     days = Days.of(series, interval)
     additions = parse_additions(args.add, graph)
@@ -434,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
                       "the series; reference: the mean of the last 7 daily peaks",
         "routings": study(case, growth, args.threshold, args.failures, agent)}
     if additions:
-        changed = with_capacities(case, additions, args.paths_k)
+        changed = with_capacities(case, additions, path_set.k, path_set.method)
         document["what_if"] = {
             "capacities": [{"link": [str(u), str(v)], "capacity_mbps": c}
                            for (u, v), c in additions.items()],

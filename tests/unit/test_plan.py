@@ -181,3 +181,12 @@ def test_a_series_without_times_counts_days_from_its_start(tmp_path):
     assert row["date"] is None
     assert row["days_to_threshold"] == pytest.approx(
         expected_days(demand[-PER_DAY:].max() / 1000), abs=0.05)
+
+
+@pytest.mark.slow
+def test_the_agent_is_planned_on_its_own_paths(tmp_path):
+    document, _ = plan(tmp_path, "--growth", "10%/month", "--model", "default")
+    agent, optimum = document["routings"]["agent"], document["routings"]["optimum"]
+    assert agent["peak_mlu"] >= optimum["peak_mlu"] * (1 - 1e-6)
+    assert agent["days_to_threshold"] == pytest.approx(expected_days(agent["peak_mlu"]),
+                                                       abs=0.05)
