@@ -310,8 +310,8 @@ def _filter(z: np.ndarray, valid: np.ndarray, season: Season | None, weekly: boo
 
 
 def _trend(slow: np.ndarray, valid: np.ndarray, period: int) -> np.ndarray:
-    """Per series, the slope (log units per interval) of the slow level over its last days;
-    zero with fewer than three days."""
+    """Per series, the least-squares slope (log units per interval) of the slow level after
+    its first day; zero with fewer than three days."""
     n = len(slow)
     if n < 3 * period:
         return np.zeros(slow.shape[1])
@@ -337,14 +337,14 @@ class _Fit:
     quant: np.ndarray    # [H, 2, S]
 
 
-def _seasonal_terms(p: _Pass, z: np.ndarray, k: int, h: int, season: Season | None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For targets t (origin t - h): the base (slow level + trend + profile), the fast
-    levels' deviations [A, T, S] and the target's deviation from the base [T, S]."""
+def _seasonal_terms(p: _Pass, k: int, h: int, season: Season | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """For targets t (origin t - h): the base [T, S] (slow level + trend + profile) and the
+    fast levels' deviations from the slow one [A, T, S]."""
     slow = p.slow + p.trend * _lag(season)  # where the slow level would be without its lag
     base = _shift(slow + p.profile[k], h) + p.trend * h
     dev = np.stack([_shift(f - slow, h) for f in p.fast])
-    return base, dev, z - base
+    return base, dev
 
 
 def _fit_seasonal(passes: list[_Pass], z: np.ndarray, fit: np.ndarray, horizons: Sequence[int],
@@ -358,7 +358,7 @@ def _fit_seasonal(passes: list[_Pass], z: np.ndarray, fit: np.ndarray, horizons:
     y = np.exp(z) - offsets
     for g, p in enumerate(passes):
         for k, h in enumerate(horizons):
-            base, dev, _ = _seasonal_terms(p, z, k, h, season)
+            base, dev = _seasonal_terms(p, k, h, season)
             ok = fit & np.isfinite(base).all(axis=1)
             for a in range(len(ALPHAS)):
                 for rho in DECAYS:
@@ -384,7 +384,7 @@ def _seasonal_predict(passes: list[_Pass], fitted: _Fit, z: np.ndarray, k: int, 
         cols = np.flatnonzero(fitted.gamma[k] == g)
         if not len(cols):
             continue
-        base, dev, _ = _seasonal_terms(p, z, k, h, season)
+        base, dev = _seasonal_terms(p, k, h, season)
         chosen = dev[fitted.alpha[k, cols], :, cols].T  # [T, len(cols)]
         out[:, cols] = base[:, cols] + fitted.decay[k, cols] * chosen
     return out
