@@ -25,10 +25,8 @@ def _train(subparsers: argparse._SubParsersAction) -> None:
 
 
 REGISTER = [topology_cli.register, evaluate.register, forecast_cli.register, plan.register,
-            anomalies_cli.register,
-            _train,
-            model_cli.register,
-            launcher.register, client.register, emulate.register, demo.register]
+            anomalies_cli.register, _train, model_cli.register, launcher.register,
+            client.register, emulate.register, demo.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
