@@ -143,6 +143,8 @@ class RyuteApp(app_manager.OSKenApp):
         LOG.info("adaptation started (pid %d), models in %s", self.adapter_process.pid, out_dir)
 
     def stop(self) -> None:
+        if self.plane.recorder is not None:
+            self.plane.recorder.flush()  # the intervals since the last write
         process = getattr(self, "adapter_process", None)
         if process is not None and process.poll() is None:
             process.terminate()

@@ -84,6 +84,13 @@ class ControllerConfig:
     metrics_od_pairs: bool = False
     """Export the measured demand of every OD pair (``ryute_od_demand_bytes_per_second``):
     N x (N - 1) series, so only on request."""
+    record_dir: str | None = None
+    """Keep the measured OD matrices as ``.tm.npz`` files in this folder
+    (``controller.recorder``; ``ryute data join`` makes one series of them); None: not kept."""
+    record_per_file: int = 288
+    """Intervals per recorded file (288: a day of 5-minute intervals)."""
+    record_files: int = 30
+    """Recorded files kept; the oldest beyond it are deleted."""
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
     """When the agent is not trusted, and when its last decision is held over a transient
     fault: ``budget_ms`` (50), ``mlu_margin`` (0.10), ``mlu_floor`` (0.02), ``drift_factor``
@@ -107,6 +114,9 @@ class ControllerConfig:
         for name in ("capacity_scale", "default_capacity_mbps"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("record_per_file", "record_files"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.paths_k is not None and self.paths_k < 1:
             problems.append(f"paths_k must be >= 1, got {self.paths_k}")
         if self.path_method is not None and self.path_method not in PATH_METHODS:

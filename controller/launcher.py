@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(a PEM file or a folder of *.pub files)")
     parser.add_argument("--decision-log", dest="decision_log",
                         help="append every decision to this JSON-lines file")
+    parser.add_argument("--record", dest="record_dir", metavar="DIR",
+                        help="keep the measured OD matrices as .tm.npz files in DIR (a day "
+                             "each, the last 30 kept; ryute data join DIR makes one series)")
     parser.add_argument("--adapt", action="store_const", const=True, default=None,
                         help="fine-tune the model in operation (separate process)")
     parser.add_argument("--budget-ms", type=float, dest="budget_ms",
@@ -66,7 +69,7 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
-        "api_token", "decision_log", "budget_ms", "adapt", "trusted_keys",
+        "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
         "rollout_fraction", "rollout_step", "rollout_ingress")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"
         overrides["api_token"] = os.environ.get("RYUTE_API_TOKEN")

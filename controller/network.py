@@ -247,9 +247,13 @@ class NetworkView:
                 matrix[src, dst] += rate
         return matrix * self.capacity_scale
 
-    def record_interval(self, now: float) -> None:
-        """Close a statistics interval: current loads and the OD matrix into the state."""
+    def record_interval(self, now: float) -> np.ndarray | None:
+        """Close a statistics interval: current loads and the OD matrix into the state; the
+        matrix, or None when there is none yet."""
         assert self.state is not None, "called only once there is a topology"
         self.state.set_loads(self.link_loads(), at=now)
-        if self.flow_rates.rates:  # before two samples there is no rate: no matrix, not zeros
-            self.state.push_matrix(self.od_matrix())
+        if not self.flow_rates.rates:  # before two samples there is no rate: no matrix
+            return None
+        matrix = self.od_matrix()
+        self.state.push_matrix(matrix)
+        return matrix

@@ -33,6 +33,7 @@ from controller.hosts import ARP_REQUEST, ArpIn, HostResolver
 from controller.metrics import Metrics
 from controller.network import NetworkView
 from controller.openflow import FlowEntry, Port, Send
+from controller.recorder import Recorder
 from controller.switches import Fence, Reconciler, SwitchSync
 from sim.decision import Decision
 from sim.paths import DEFAULT_K, DEFAULT_METHOD, PathSet
@@ -127,6 +128,9 @@ class ControlPlane:
         self._deciding = threading.Lock()  # green under os-ken's eventlet hub
         self.metrics.watch_switches(lambda: len(self.connected),
                                     self.expected.number_of_nodes() if self.expected is not None else 0)
+        self.recorder = Recorder(config.record_dir, config.poll_interval_s,
+                                 config.record_per_file, config.record_files) \
+            if config.record_dir else None
 
     def name(self, dpid: int) -> str:
         return self.view.name(dpid)
@@ -265,7 +269,9 @@ class ControlPlane:
         state = self.view.state
         if state is None:
             return []
-        self.view.record_interval(now.wall)
+        matrix = self.view.record_interval(now.wall)
+        if self.recorder is not None:
+            self.recorder.add(state.path_set.nodes, matrix, now.wall)
         self.loop.measured(state.mlu)  # of the interval the last decision ran in
         self.metrics.interval(state)
         return self.decide(now)

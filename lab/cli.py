@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents import evaluate, model_cli, train_cli
+from agents import anomalies_cli, evaluate, forecast_cli, model_cli, plan, train_cli
 from controller import client, launcher, logs
 from controller.cli_errors import CliError
 from lab import demo, emulate, mininet_train_cli
@@ -24,8 +24,9 @@ def _train(subparsers: argparse._SubParsersAction) -> None:
     train_cli.register(subparsers, envs={"mininet": mininet_train_cli.MININET})
 
 
-REGISTER = [topology_cli.register, evaluate.register, _train, model_cli.register,
-            launcher.register, client.register, emulate.register, demo.register]
+REGISTER = [topology_cli.register, evaluate.register, forecast_cli.register, plan.register,
+            anomalies_cli.register, _train, model_cli.register, launcher.register,
+            client.register, emulate.register, demo.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--load", type=float, default=0.3, help="default 0.3")
     synthetic.set_defaults(func=data_synthetic)
 
+    join = commands.add_parser(
+        "join", help="one series of several .tm.npz files (e.g. controller recordings)",
+        description="Concatenate .tm.npz files in time order (folders: all their .tm.npz, "
+        "as `ryute controller --record DIR` writes them); same nodes and interval.")
+    join.add_argument("src", nargs="+", metavar="FILE_OR_DIR")
+    join.add_argument("--out", required=True, metavar="OUT.tm.npz")
+    join.set_defaults(func=data_join)
+
     info = commands.add_parser("show", help="summary of a .tm.npz file")
     info.add_argument("path", metavar="FILE.tm.npz")
     info.set_defaults(func=data_show)
@@ -152,6 +160,16 @@ def data_synthetic(args: argparse.Namespace) -> int:
     path = save_traffic(series, args.out)
     print(f"wrote {path}: {len(series)} matrices, {len(series.nodes)} nodes, mean total "
           f"{series.tm.sum(axis=(1, 2)).mean():.1f} Mbit/s")
+    return 0
+
+
+def data_join(args: argparse.Namespace) -> int:
+    from topologies.traffic import join_series, save_traffic
+
+    series = join_series(args.src)
+    path = save_traffic(series, args.out)
+    print(f"wrote {path}: {len(series)} matrices, {len(series.nodes)} nodes, "
+          f"{int(series.valid_mask.sum())} with measurements")
     return 0
 
 

@@ -251,6 +251,42 @@ def save_traffic(series: TrafficSeries, path: str | Path) -> Path:
     return path
 
 
+def join_series(sources: Sequence[str | Path]) -> TrafficSeries:
+    """One series of several ``.tm.npz`` files (folders: their ``*.tm.npz``), in time order:
+    by their times when all have them, else by file name. Controller recordings
+    (``ryute controller --record DIR``) become one training or evaluation series this way.
+    Files must have the same nodes and interval; an interval present in two files (the same
+    time) is kept once."""
+    paths: list[Path] = []
+    for source in sources:
+        source = Path(source)
+        paths += sorted(source.glob("*.tm.npz")) if source.is_dir() else [source]
+    if not paths:
+        raise TrafficError(f"{', '.join(map(str, sources))}: no .tm.npz files")
+    parts = [load_traffic(path) for path in paths]
+    first = parts[0]
+    source_name = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files from {paths[0]}"
+    for part in parts[1:]:
+        if part.nodes != first.nodes:
+            raise TrafficError(f"{part.source}: other nodes than {first.source}")
+        if part.interval_s != first.interval_s:
+            raise TrafficError(f"{part.source}: interval {part.interval_s} s, "
+                               f"{first.source} has {first.interval_s} s")
+    if all(part.times for part in parts):
+        parts.sort(key=lambda part: part.times[0])
+        seen: set[str] = set()
+        tms, times = [], []
+        for part in parts:
+            keep = [t for t, stamp in enumerate(part.times) if stamp not in seen]
+            seen.update(part.times)
+            tms.append(part.tm[keep])
+            times += [part.times[t] for t in keep]
+        return TrafficSeries(np.concatenate(tms), first.nodes, tuple(times), first.interval_s,
+                             source=source_name)
+    return TrafficSeries(np.concatenate([part.tm for part in parts]), first.nodes, (),
+                         first.interval_s, source=source_name)
+
+
 # -- SNDlib demand matrices ----------------------------------------------------------------
 
 UNITS_MBPS = {"BITPERSEC": 1e-6, "KBITPERSEC": 1e-3, "MBITPERSEC": 1.0, "GBITPERSEC": 1e3}
