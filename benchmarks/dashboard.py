@@ -63,10 +63,7 @@ class _Quiet(WSGIRequestHandler):
 def serve(app: Any) -> tuple[Any, str]:
     """The app's REST routes on a free loopback port, with the loopback Host check, in a
     daemon thread; returns (server, base URL)."""
-    from controller.rest import RestApi
-
-    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes(), loopback_only=True),
-                         handler_class=_Quiet)
+    server = make_server("127.0.0.1", 0, app.rest_api(), handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
 

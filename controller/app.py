@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import eventlet
-import eventlet.wsgi
 from eventlet import tpool
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -34,6 +33,7 @@ from os_ken.controller.handler import (
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from api.endpoints import OPENAPI
 from controller import openflow
 from controller.auth import new_api_token
 from controller.config import ControllerConfig
@@ -41,7 +41,7 @@ from controller.decisions import Outcome
 from controller.openflow import Send
 from controller.plane import ControlPlane, Now, read_agent
 from controller.resources import Resources
-from controller.rest import RestApi
+from controller.rest import RestApi, Route, serve
 from sim.runs import run_dir
 
 LOG = logging.getLogger("ryute.controller")
@@ -103,23 +103,26 @@ class RyuteApp(app_manager.OSKenApp):
                 self.api_token = new_api_token()
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
-            api = RestApi(self.rest_routes(), loopback_only=_is_loopback(self.config.rest_host))
             sock = hub.listen((self.config.rest_host, self.config.rest_port))
-            # A bounded pool and a socket timeout: idle or slow-loris connections are closed
-            # instead of holding a green thread each until the API stops answering.
-            self.threads.append(hub.spawn(
-                eventlet.wsgi.server, sock, api, log=hub.LoggingWrapper(),
-                max_size=REST_MAX_CONNECTIONS, socket_timeout=self.config.rest_timeout_s))
-            LOG.info("REST API on http://%s:%d/te/v1/status",
-                     self.config.rest_host, self.config.rest_port)
+            self.threads.append(hub.spawn(serve, sock, self.rest_api(),
+                                          max_connections=REST_MAX_CONNECTIONS,
+                                          timeout_s=self.config.rest_timeout_s))
+            LOG.info("REST API on http://%s:%d%s", self.config.rest_host,
+                     self.config.rest_port, OPENAPI.path)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
         if self.config.adapt:
             self._start_adaptation()
         return thread
 
-    def rest_routes(self) -> dict:
+    def rest_routes(self) -> list[Route]:
+        """The route table; a module that adds resources (a dashboard) adds its routes here."""
         return self.resources.routes()
+
+    def rest_api(self) -> RestApi:
+        """The WSGI application of the route table, with the app's token."""
+        return RestApi(self.rest_routes(), token=lambda: self.api_token,
+                       loopback_only=_is_loopback(self.config.rest_host))
 
     def _start_adaptation(self) -> None:
         """The adaptation loop in its own process: training never delays a decision."""

@@ -26,8 +26,9 @@ from typing import Any, Protocol
 import networkx as nx
 import numpy as np
 
+from api.endpoints import DECISION_RECORD, MODE_VIEW, STATUS_VIEW, Endpoint, Param, obj
 from controller.plane import ControlPlane
-from controller.rest import HttpError, Request, Response
+from controller.rest import HttpError, Request, Response, Route
 from sim.loads import od_demands
 
 UI_DIR = Path(__file__).with_name("ui")
@@ -54,6 +55,58 @@ LAYOUT_KAMADA_KAWAI_MAX = 120
 """Networks without coordinates up to this size get a Kamada-Kawai layout, larger ones a
 (faster) spring layout."""
 
+# -- the endpoints (served beside /te/v1's own, and so in its OpenAPI document) --------------
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+_INTEGERS = {"type": "array", "items": {"type": "integer"}}
+_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+               "OD pairs in the answer, the busiest first")
+_LOADING: dict[str, Any] = {"od_pairs": {"type": "array", "items": obj(
+    src={"type": "string"}, dst={"type": "string"}, demand_mbps={"type": "number"},
+    load_mbps={"type": "number"}, paths={"type": "array", "items": obj(
+        required=("id", "nodes", "uses"), id={"type": "integer"},
+        nodes={"type": "array", "items": {"type": "string"}}, uses={"type": "boolean"},
+        installed={"type": "number"}, agent={"type": "number"},
+        fallback={"type": "number"})})}, "total_od_pairs": {"type": "integer"},
+    "total_load_mbps": {"type": "number"}, "sources": {"type": "object"}}
+_NO_TOPOLOGY = {409: "no topology yet"}
+GRAPH = Endpoint(
+    "GET", "/te/v1/dashboard/graph", "The dashboard's map: nodes, coordinates, links",
+    obj(version={"type": "integer"}, topology={"type": ["string", "null"]},
+        poll_interval_s={"type": "number"}, token_required={"type": "boolean"},
+        nodes={"type": "array", "items": {"type": "string"}},
+        xy={"type": "array", "items": _NUMBERS}, links={"type": "array", "items": _INTEGERS},
+        capacity_mbps=_NUMBERS, width={"type": "number"}, height={"type": "number"},
+        coordinates={"type": ["string", "null"]}),
+    description="links in the path set's order: the order of the live view's util array")
+LIVE = Endpoint(
+    "GET", "/te/v1/dashboard/live", "What changes every interval",
+    obj(version={"type": "integer"}, status={"allOf": [STATUS_VIEW, MODE_VIEW]},
+        model={"type": ["object", "null"]},
+        records={"type": "array", "items": DECISION_RECORD}, util=_NUMBERS, down=_INTEGERS,
+        measured={"type": "boolean"}),
+    query=(Param("since", {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+                 "only the decision records after this seq"),),
+    errors={400: "since not an integer in range"})
+LINK = Endpoint(
+    "GET", "/te/v1/dashboard/link", "The OD pairs whose paths cross a link",
+    obj(link={"type": "object"}, predicted_utilization={
+        "type": "object", "additionalProperties": {"type": "number"}}, **_LOADING),
+    query=(Param("src", {"type": "string", "minLength": 1}, "the link's first switch",
+                 required=True),
+           Param("dst", {"type": "string", "minLength": 1}, "its second switch", required=True),
+           _LIMIT),
+    errors={400: "src or dst missing, limit out of range", 404: "no such link",
+            **_NO_TOPOLOGY})
+NODE = Endpoint(
+    "GET", "/te/v1/dashboard/node", "The OD pairs whose paths start, end or pass at a switch",
+    obj(node=obj(name={"type": "string"}, dpid={"type": ["integer", "null"]},
+                 connected={"type": "boolean"}), **_LOADING),
+    query=(Param("name", {"type": "string", "minLength": 1}, "the switch", required=True),
+           _LIMIT),
+    errors={400: "name missing, limit out of range", 404: "no such switch", **_NO_TOPOLOGY})
+PAGE_ENDPOINTS = {path: Endpoint("GET", path, f"The dashboard page: {name}", {"type": "string"},
+                                 content_type=kind) for path, (name, kind) in PAGES.items()}
+
 
 class Views(Protocol):
     """What the dashboard reads of ``controller.resources.Resources``."""
@@ -77,14 +130,12 @@ class Dashboard:
         self._node_paths: tuple[Any, dict[Any, list[int]]] = (None, {})  # (path set, index)
         self._by_link: tuple[Any, Any] = (None, None)  # (path set, incidence by columns)
 
-    def routes(self) -> dict:
-        page_routes = {path: {"GET": self._page(name, kind)}
-                       for path, (name, kind) in PAGES.items()}
-        return {**page_routes,
-                "/te/v1/dashboard/graph": {"GET": lambda request: self.graph_view()},
-                "/te/v1/dashboard/live": {"GET": self.live_view},
-                "/te/v1/dashboard/link": {"GET": self.link_view},
-                "/te/v1/dashboard/node": {"GET": self.node_view}}
+    def routes(self) -> list[Route]:
+        return [*(Route(PAGE_ENDPOINTS[path], self._page(name, kind))
+                  for path, (name, kind) in PAGES.items()),
+                Route(GRAPH, lambda request: self.graph_view()),
+                Route(LIVE, self.live_view), Route(LINK, self.link_view),
+                Route(NODE, self.node_view)]
 
     @staticmethod
     def _page(name: str, content_type: str):
@@ -129,7 +180,7 @@ class Dashboard:
         """Utilization per link, the down links, mode and health, model identity, and the
         decision records after ``since`` (their seq; the page asks again for the last one it
         has, whose measured MLU arrives an interval later)."""
-        since = request.int_query("since", 0, 0, 2 ** 62)
+        since = request.int_query("since") or 0
         plane, state, loop = self.plane, self.plane.view.state, self.plane.loop
         records = [record for record in loop.log.records if record.seq > since]
         document: dict[str, Any] = {
@@ -240,7 +291,7 @@ class Dashboard:
     def _loading(self, uses: np.ndarray, request: Request) -> dict[str, Any]:
         """The OD pairs with a path marked in ``uses``, by the load the installed decision
         puts on those paths (then by demand): each with all its paths and their weights."""
-        limit = request.int_query("limit", 50, 1, 1000)
+        limit = request.int_query("limit") or 50
         state = self._state()
         path_set, scale = state.path_set, self.plane.view.capacity_scale
         decisions = self._decisions()

@@ -273,8 +273,14 @@ class DecisionLog:
         except OSError as error:  # a full disk must not stop routing
             LOG.error("cannot append to decision log %s: %s", self.path, error)
 
-    def latest(self, limit: int) -> list[dict[str, Any]]:
-        return [record.to_json() for record in list(self.records)[-limit:]][::-1]
+    def latest(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """The last ``limit`` records (those older than seq ``before``, when given) as JSON,
+        newest first."""
+        records = [r for r in self.records if before is None or r.seq < before]
+        return [record.to_json() for record in records[-limit:]][::-1] if limit > 0 else []
+
+    def oldest_seq(self) -> int | None:
+        return self.records[0].seq if self.records else None
 
 
 def _finite(value: float | None) -> float | None:
@@ -698,9 +704,14 @@ class DecisionLoop:
     def latest_record(self) -> DecisionRecord | None:
         return self.log.records[-1] if self.log.records else None
 
-    def recent(self, limit: int) -> list[dict[str, Any]]:
-        """The last ``limit`` decision records as JSON, newest first."""
-        return self.log.latest(limit)
+    def recent(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """The last ``limit`` decision records (older than seq ``before``, when given) as
+        JSON, newest first."""
+        return self.log.latest(limit, before)
+
+    def oldest_seq(self) -> int | None:
+        """The seq of the oldest decision record still in memory."""
+        return self.log.oldest_seq()
 
 
 def _snapshot(state: NetworkState) -> NetworkState:

@@ -1,5 +1,8 @@
 """The REST resources of ``/te/v1``: views of a ``ControlPlane`` and the operator's changes.
 
+Each handler answers one endpoint of :mod:`api.endpoints` (``routes``); the server checks the
+token, the body's fields and the query's bounds as the endpoint says before the handler runs.
+
 Reads go to the plane's public state; every change goes through a public method (the
 ``DecisionLoop``'s ``set_mode``/``set_external_weights``, the plane's ``load_model``) and then
 ``decide``, which the app supplies: it decides and sends the result at once, so a change takes
@@ -15,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from api import endpoints
 from controller import pipeline
 from controller.dashboard import Dashboard
-from controller.decisions import ROLLOUT_FIELDS, Mode
+from controller.decisions import Mode
 from controller.plane import ControlPlane
-from controller.rest import HttpError, Request, Response, require_token
+from controller.rest import HttpError, Request, Response, Route
 
 LOG = logging.getLogger("ryute.controller")
 
@@ -35,23 +39,25 @@ class Resources:
         self.decide = decide
         self.started_at = time.time() if started_at is None else started_at
 
-    def routes(self) -> dict:
+    def routes(self) -> list[Route]:
+        """The route table of ``/te/v1`` (the endpoints of :mod:`api.endpoints`)."""
         def view(function):
             return lambda request: function()
 
-        return {
-            "/te/v1/status": {"GET": view(self.status_view)},
-            "/te/v1/mode": {"GET": view(self.mode_view), "PUT": self.set_mode},
-            "/te/v1/model": {"PUT": self.set_model},
-            "/te/v1/decision": {"PUT": self.put_decision},
-            "/te/v1/topology": {"GET": view(self.topology_view)},
-            "/te/v1/paths": {"GET": view(self.paths_view)},
-            "/te/v1/hosts": {"GET": view(self.hosts_view)},
-            "/te/v1/traffic": {"GET": self.traffic_view},
-            "/te/v1/decisions": {"GET": self.decisions_view},
-            "/metrics": {"GET": self.metrics_view},
-            **Dashboard(self).routes(),  # the web page and its views (controller.dashboard)
-        }
+        return [
+            Route(endpoints.STATUS, view(self.status_view)),
+            Route(endpoints.MODE, view(self.mode_view)),
+            Route(endpoints.SET_MODE, self.set_mode),
+            Route(endpoints.SET_MODEL, self.set_model),
+            Route(endpoints.PUT_DECISION, self.put_decision),
+            Route(endpoints.TOPOLOGY, view(self.topology_view)),
+            Route(endpoints.PATHS, view(self.paths_view)),
+            Route(endpoints.HOSTS, view(self.hosts_view)),
+            Route(endpoints.TRAFFIC, self.traffic_view),
+            Route(endpoints.DECISIONS, self.decisions_view),
+            Route(endpoints.METRICS, self.metrics_view),
+            *Dashboard(self).routes(),  # the web page and its views (controller.dashboard)
+        ]
 
     # -- views -------------------------------------------------------------------------------
     def topology_view(self) -> dict[str, Any]:
@@ -155,8 +161,14 @@ class Resources:
                 "rollout": loop.rollout.view() if loop.rollout is not None else None}
 
     def decisions_view(self, request: Request) -> dict[str, Any]:
-        limit = request.int_query("limit", 20, 1, 10_000)
-        return {"decisions": self.plane.loop.recent(limit)}
+        """A page of at most ``DECISIONS_PAGE_MAX`` records, newest first; ``next_before``
+        pages on to older ones."""
+        limit, before = request.int_query("limit"), request.int_query("before")
+        loop = self.plane.loop
+        records = loop.recent(limit or 0, before)
+        oldest = loop.oldest_seq()
+        more = bool(records) and oldest is not None and records[-1]["seq"] > oldest
+        return {"decisions": records, "next_before": records[-1]["seq"] if more else None}
 
     def metrics_view(self, request: Request) -> Response:
         metrics = self.plane.metrics
@@ -164,9 +176,8 @@ class Resources:
 
     # -- changes -----------------------------------------------------------------------------
     def set_mode(self, request: Request) -> dict[str, Any]:
-        token = self.token()
-        require_token(request, token)
-        body = request.json_object({"mode", *ROLLOUT_FIELDS}, required={"mode"})
+        token = self.token()  # checked by the server (endpoint SET_MODE)
+        body = request.json_object()
         mode = body.pop("mode")
         if mode not in ("shadow", "active", "external"):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -187,12 +198,7 @@ class Resources:
         return self.mode_view()
 
     def set_model(self, request: Request) -> dict[str, Any]:
-        token = self.token()
-        if token is None:
-            raise HttpError(HTTPStatus.FORBIDDEN, "model changes need a configured api_token "
-                            "(or send SIGHUP to reload the configured model file)")
-        require_token(request, token)
-        spec = request.json_object({"path"}, required={"path"})["path"]
+        spec = request.json_object()["path"]
         if not isinstance(spec, str) or not spec:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "path must be a non-empty string")
         try:
@@ -207,15 +213,11 @@ class Resources:
 
     def put_decision(self, request: Request) -> dict[str, Any]:
         """In external mode: install these path weights now, if they pass the safety checks."""
-        token = self.token()
-        if token is None:
-            raise HttpError(HTTPStatus.FORBIDDEN, "external decisions need a configured api_token")
-        require_token(request, token)
         loop = self.plane.loop
         if loop.mode is not Mode.EXTERNAL:
             raise HttpError(HTTPStatus.CONFLICT, f"mode is {loop.mode.value}: external "
                             "decisions are accepted only in external mode")
-        weights = request.json_object({"weights"}, required={"weights"})["weights"]
+        weights = request.json_object()["weights"]
         state = self.plane.view.state
         if state is None:
             raise HttpError(HTTPStatus.CONFLICT, "no topology yet")

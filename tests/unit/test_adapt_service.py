@@ -11,7 +11,6 @@ from agents.adapt import AdaptConfig
 from agents.adapt_service import build
 from controller.app import RyuteApp
 from controller.config import ControllerConfig
-from controller.rest import RestApi
 from topologies.catalog import load_topology
 from topologies.traffic import synthetic_traffic
 
@@ -23,7 +22,7 @@ def controller(ring_model):
     app = RyuteApp(ryute_config=ControllerConfig(topology="ring:n=5", model=str(ring_model),
                                                  api_token=TOKEN))
     app._decide_and_install = lambda: None  # no switches here
-    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    server = make_server("127.0.0.1", 0, app.rest_api(), handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield app, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

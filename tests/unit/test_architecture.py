@@ -1,5 +1,5 @@
-"""The layers of ARCHITECTURE.md, checked on the source: ``topologies <- sim <- agents <-
-controller <- lab``. A module imports only from its own layer or the layers below it, the
+"""The layers of ARCHITECTURE.md, checked on the source: ``api <- topologies <- sim <- agents
+<- controller <- lab``. A module imports only from its own layer or the layers below it, the
 first-party imports form no cycle, and no module below ``lab/`` starts ``python -m controller...``
 or ``python -m lab...`` (an upward dependency that an import scan alone does not see).
 
@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("topologies", "sim", "agents", "controller", "lab")
+LAYERS = ("api", "topologies", "sim", "agents", "controller", "lab")
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 FRAMEWORKS = {
     # framework: the modules (or packages) that may import it

@@ -239,12 +239,14 @@ def test_model_identity_says_what_was_trained_on_what_and_how_well():
     for matrix in series_for(app, 2):
         feed_interval(app, matrix, rng)
     views = Dashboard(app.resources)
-    identity = json.loads(views.live_view(Request("GET", "/")).body)["model"]
+    identity = json.loads(views.live_view(Request("GET", "/", endpoint=dashboard.LIVE)).body)[
+        "model"]
     assert identity["id"].startswith("abilene.zip:") and identity["topology"] == "abilene"
     assert identity["resolved"] == "default: abilene.zip, the shipped model of abilene"
     assert identity["train_dates"] == ["20040301-0000", "20040312-2355"]
     assert identity["validation"]["direct.mean"] == pytest.approx(1.0374, abs=1e-4)
-    link = json.loads(views.link_view(Request("GET", "/", {"src": "ATLAng", "dst": "HSTNng"})).body)
+    link = json.loads(views.link_view(Request("GET", "/", {"src": "ATLAng", "dst": "HSTNng"},
+                                          endpoint=dashboard.LINK)).body)
     assert {"installed", "agent", "fallback"} <= set(link["predicted_utilization"])
     assert all("agent" in p for od in link["od_pairs"] for p in od["paths"])
 

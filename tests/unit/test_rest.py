@@ -12,7 +12,6 @@ import pytest
 
 from controller.app import RyuteApp
 from controller.config import ControllerConfig
-from controller.rest import RestApi
 from lab.cli import main
 
 TOKEN = "s3cret"
@@ -27,7 +26,7 @@ class QuietHandler(WSGIRequestHandler):
 def api():
     app = RyuteApp(ryute_config=ControllerConfig(topology="abilene", api_token=TOKEN))
     app._decide_and_install = lambda: None  # no switches here: nothing to install
-    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    server = make_server("127.0.0.1", 0, app.rest_api(), handler_class=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield app, f"http://127.0.0.1:{server.server_port}"
@@ -181,7 +180,7 @@ def test_status_says_which_model_default_resolved_to(capsys):
     """A network without a shipped model runs the generalist, and says so."""
     app = RyuteApp(ryute_config=ControllerConfig(topology="nsfnet", model="default"))
     app._decide_and_install = lambda: None
-    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    server = make_server("127.0.0.1", 0, app.rest_api(), handler_class=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -211,7 +210,7 @@ def active_app(**config):
     # a budget no busy test machine exceeds: the LP agent is never late by accident here
     app = RyuteApp(ryute_config=ControllerConfig(topology="abilene", mode="active",
                                                  health=HealthConfig(budget_ms=10_000), **config))
-    server = make_server("127.0.0.1", 0, RestApi(app.rest_routes()), handler_class=QuietHandler)
+    server = make_server("127.0.0.1", 0, app.rest_api(), handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         state = app.plane.view.state
