@@ -13,20 +13,17 @@ controller's process, so it never delays a decision.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from agents.adapt import AdaptConfig, Adapter
 from agents.model_file import load_agent, read_model, resolve_model, save_model
+from api.client import ApiError, ControllerClient
 from sim.paths import PathSet
 from topologies.catalog import load_topology
 
@@ -37,24 +34,15 @@ class AdaptationService:
     """One controller, one adapter; :meth:`poll_once` is one round of the loop."""
 
     def __init__(self, url: str, token: str | None, adapter: Adapter, out_dir: Path) -> None:
-        self.url, self.token = url.rstrip("/"), token
+        self.api = ControllerClient(url, token)
         self.adapter = adapter
         self.out_dir = Path(out_dir)
         self.last_update: float | None = None
         self.published: list[Path] = []
 
-    def _call(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        request = urllib.request.Request(
-            self.url + path, method=method,
-            data=json.dumps(body).encode() if body is not None else None)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
     def poll_once(self) -> Path | None:
         """Observe the newest matrix (if new); fine-tune when due; publish a better model."""
-        traffic = self._call("/te/v1/traffic?units=topology")
+        traffic = self.api.traffic(units="topology")
         updated = traffic.get("updated_at")
         if updated is None or updated == self.last_update or not traffic["od_mbps"]:
             return None
@@ -68,11 +56,13 @@ class AdaptationService:
         metadata = {k: v for k, v in candidate.metadata.items() if k not in ("id", "path")}
         save_model(path, candidate, metadata)
         try:
-            answer = self._call("/te/v1/model", "PUT", {"path": str(path.resolve())})
+            answer = self.api.put_model(str(path.resolve()))
             LOG.info("published %s (held-back gain %.4f): controller runs %s", path,
                      self.adapter.stats.last_gain, answer.get("model"))
-        except urllib.error.HTTPError as error:
-            LOG.error("controller refused %s: %s", path, error.read().decode(errors="replace"))
+        except ApiError as error:
+            if error.status is None:
+                raise  # unreachable: the loop counts it
+            LOG.error("controller refused %s: %s", path, error.reason)
             return None
         self.published.append(path)
         return path
@@ -113,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             service.poll_once()
             failures = 0
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (ApiError, OSError, ValueError) as error:
             failures += 1
             LOG.warning("poll failed (%d in a row): %s", failures, error)
             if failures >= 30:

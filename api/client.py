@@ -76,13 +76,19 @@ class ControllerClient:
 
     def iter_decisions(self, page: int = endpoints.DECISIONS_PAGE_MAX) -> Iterator[dict[str, Any]]:
         """Every decision record the controller holds, newest first, a page at a time."""
-        before = None
+        before: int | None = None
         while True:
             answer = self.decision_page(page, before)
-            yield from answer["decisions"]
-            before = answer.get("next_before")
-            if before is None:
+            records, after = answer.get("decisions"), answer.get("next_before")
+            if not isinstance(records, list) or not (after is None or (
+                    isinstance(after, int) and (before is None or after < before))):
+                raise ApiError(f"{self.url}{endpoints.DECISIONS.path}: not the answer of a "
+                               "ryute controller (no decisions list, or a next_before that "
+                               "does not go back)")
+            yield from records
+            if after is None or not records:
                 return
+            before = after
 
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest ``limit`` decision records, newest first (paged as the server needs)."""

@@ -45,6 +45,7 @@ from typing import Any
 
 import networkx as nx
 
+from api.client import ApiError
 from benchmarks.common import emit
 from lab.config import CAPACITY_SCALE
 from lab.testbed import Testbed
@@ -129,7 +130,7 @@ def _busiest_links(testbed: Testbed, count: int) -> list[tuple[str, str, str, st
     bridges = {frozenset(map(str, link)) for link in nx.bridges(testbed.graph.to_undirected())}
     weight = Counter()
     pair_over: dict[frozenset, tuple[float, str, str]] = {}
-    for od in testbed.get("/te/v1/paths")["od_pairs"]:
+    for od in testbed.api.paths()["od_pairs"]:
         for path in od["paths"]:
             if path["weight"]:
                 for u, v in pairwise(path["nodes"]):
@@ -267,8 +268,8 @@ def _wait_ready(testbed: Testbed, timeout_s: float) -> None:
 
     def ready():
         try:
-            status = testbed.get("/te/v1/status", timeout_s=10)
-        except OSError:  # a busy controller answers late: ask again
+            status = testbed.api.status()
+        except ApiError:  # a busy controller answers late: ask again
             return False
         return status["switches"] == switches and status["links"] == links
 
@@ -310,7 +311,7 @@ def run_case(spec: str, scale: float, repeats: int, window_s: float,
         result["controller_ready_s"] = round(time.monotonic() - started, 1)
         result["switches"], result["links"] = len(testbed.bridges), testbed.graph.number_of_edges()
         result["hosts"] = len(testbed.net.hosts)
-        result["paths"] = sum(len(od["paths"]) for od in testbed.get("/te/v1/paths")["od_pairs"])
+        result["paths"] = sum(len(od["paths"]) for od in testbed.api.paths()["od_pairs"])
         learned = time.monotonic()
         result["first_pingall_loss_pct"] = testbed.net.pingAll(timeout=2)
         result["pingall_s"] = round(time.monotonic() - learned, 1)

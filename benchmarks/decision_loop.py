@@ -44,7 +44,6 @@ import re
 import statistics
 import tempfile
 import time
-import urllib.request
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -136,22 +135,13 @@ def model_scale(spec: str, topology: str) -> float:
 
 
 # -- reading the controller and the switches ---------------------------------------------------
-def _get(testbed: Testbed, path: str) -> Any:
-    return testbed.get(path, timeout_s=10)
-
-
 def _put_mode(testbed: Testbed, mode: str) -> None:
-    request = urllib.request.Request(testbed.rest_url + "/te/v1/mode", method="PUT",
-                                     data=json.dumps({"mode": mode}).encode())
-    request.add_header("Authorization", f"Bearer {TOKEN}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.loads(response.read())["mode"] == mode
+    assert testbed.api.set_mode(mode)["mode"] == mode
 
 
 def _histogram(testbed: Testbed, name: str) -> dict[str, float]:
     """Cumulative bucket counts (``le`` -> count), ``sum`` and ``count`` of one histogram."""
-    with urllib.request.urlopen(testbed.rest_url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = testbed.api.metrics()
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(name + "_bucket{"):
@@ -225,8 +215,7 @@ def _switches(testbed: Testbed, repeats: int, poll_s: float) -> dict[str, Any]:
     finally:
         messages = _snoop_messages(snoop)
     after = _histogram(testbed, "ryute_decision_latency_seconds")
-    records = sorted(_get(testbed, "/te/v1/decisions?limit=1000")["decisions"],
-                     key=lambda r: r["seq"])
+    records = sorted(testbed.api.iter_decisions(), key=lambda r: r["seq"])
     mods = [(at, switch) for at, switch, kind, _ in messages if kind == "OFPT_GROUP_MOD"]
     result: dict[str, Any] = {"loop_ms": _histogram_delta(before, after)}
     for mode, installs in (("active", "agent"), ("shadow", "fallback")):
@@ -273,8 +262,7 @@ def _phase(testbed: Testbed, mode: str, decisions: int, poll_s: float) -> dict[s
     try:
         deadline = time.monotonic() + decisions * poll_s * 3 + 30
         while time.monotonic() < deadline:
-            records = [r for r in _get(testbed, f"/te/v1/decisions?limit={decisions + 20}")[
-                "decisions"] if r["time"] > started]
+            records = [r for r in testbed.api.decisions(decisions + 20) if r["time"] > started]
             if len(records) >= decisions:
                 break
             time.sleep(poll_s / 2)
@@ -319,12 +307,12 @@ def run(topology: str, decisions: int, switches: int, poll_s: float, scale: floa
     started = time.monotonic()
     with Testbed(topology, scale=scale, switch_prefix="b", host_prefix="q",
                  poll_interval_s=poll_s, connect_timeout_s=120,
-                 controller_args=("--config", str(config), "--model", model, "--mode", "shadow",
-                                  "--api-token", TOKEN)) as testbed:
+                 controller_args=("--config", str(config), "--model", model, "--mode", "shadow"),
+                 api_token=TOKEN) as testbed:
         dpid = {str(n): d["dpid"] for n, d in graph.nodes(data=True)}
         host = {spec.dpid: spec.name for spec in reversed(testbed.topo.host_specs)}
         bridges, links = len(testbed.bridges), graph.number_of_edges()
-        testbed.wait_for(lambda: (s := _get(testbed, "/te/v1/status"))["switches"] == bridges
+        testbed.wait_for(lambda: (s := testbed.api.status())["switches"] == bridges
                          and s["links"] == links, timeout_s=180)
         for port, ((src, dst), mbps) in enumerate(flows.items(), start=5401):
             a, b = testbed.net.get(host[dpid[src]]), testbed.net.get(host[dpid[dst]])
@@ -334,10 +322,10 @@ def run(topology: str, decisions: int, switches: int, poll_s: float, scale: floa
                            port=port)
         try:
             status = testbed.wait_for(
-                lambda: (s := _get(testbed, "/te/v1/status"))["health"]["trusted"] and s,
+                lambda: (s := testbed.api.status())["health"]["trusted"] and s,
                 timeout_s=120, interval_s=1)
         except TimeoutError:
-            latest = _get(testbed, "/te/v1/decisions?limit=5")["decisions"]
+            latest = testbed.api.decisions(5)
             result["error"] = ("the agent was not trusted within 120 s; latest decisions: "
                                + json.dumps([{k: d[k] for k in ("source", "reasons",
                                                                  "decision_ms")}

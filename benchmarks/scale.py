@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from api.client import ApiError, ControllerClient
 from benchmarks.common import emit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +89,7 @@ def controller_start(size: str, timeout_s: float = 600.0) -> dict[str, Any]:
     command = [sys.executable, "-m", "lab.cli", "controller", "--topology", spec(size),
                "--model", "default", "--ofp-host", "127.0.0.1", "--ofp-port", str(ofp),
                "--rest-port", str(rest)]
+    client = ControllerClient(f"http://127.0.0.1:{rest}", timeout_s=30)
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -98,18 +99,14 @@ def controller_start(size: str, timeout_s: float = 600.0) -> dict[str, Any]:
                     log.seek(0)
                     raise RuntimeError(f"controller exited: {log.read().decode()[-2000:]}")
                 try:
-                    url = f"http://127.0.0.1:{rest}/te/v1/paths"
-                    with urllib.request.urlopen(url, timeout=30) as answer:
-                        paths = json.load(answer)
+                    paths = client.paths()
                     if paths.get("od_pairs"):
                         seconds = time.perf_counter() - started
-                        with urllib.request.urlopen(
-                                f"http://127.0.0.1:{rest}/te/v1/status", timeout=30) as answer:
-                            status = json.load(answer)
+                        status = client.status()
                         return {"size": size, "start_s": round(seconds, 2),
                                 "ods": len(paths["od_pairs"]), "model": status.get("model"),
                                 "model_resolved": status.get("model_resolved")}
-                except OSError:
+                except ApiError:
                     pass
                 time.sleep(0.5)
             raise RuntimeError(f"no paths after {timeout_s} s")

@@ -1,25 +1,24 @@
 """Operator commands against a running controller's REST API, and the shadow-run report.
 
-``ryute status``, ``ryute mode shadow|active``, ``ryute decisions`` talk HTTP to ``--url``
-(default ``$RYUTE_URL`` or http://127.0.0.1:8080) with ``--token`` (default ``$RYUTE_API_TOKEN``);
+``ryute status``, ``ryute mode shadow|active``, ``ryute decisions`` talk to ``--url``
+(default ``$RYUTE_URL`` or http://127.0.0.1:8080) through the one REST client
+(:class:`api.client.ControllerClient`) with ``--token`` (default ``$RYUTE_API_TOKEN``);
 human-readable output by default, ``--json`` for scripts. ``ryute shadow-report FILE`` reads a
 decision log (JSON lines) and says what activating the agent would have changed.
 """
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from api import endpoints
+from api.client import DEFAULT_URL, ApiError, ControllerClient
 from controller.cli_errors import CliError
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,41 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=run_shadow_report)
 
 
-def request(url: str, path: str, method: str = "GET", body: Any = None,
-            token: str | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
+def _client(args: argparse.Namespace) -> ControllerClient:
     try:
-        req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    except ValueError as error:
-        raise CliError(f"bad --url {url!r}: {error}") from None
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
+        return ControllerClient(args.url, args.token)
+    except ApiError as error:
+        raise CliError(str(error)) from None
+
+
+def _call(args: argparse.Namespace, call: Callable[[ControllerClient], Any]) -> Any:
+    """``call(client)``; any failure is one line."""
     try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.loads(error.read()).get("error", error.reason)
-        except ValueError:
-            message = error.reason
-        raise CliError(f"{error.code} from {url}{path}: {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise CliError(f"cannot reach the controller at {url}: {getattr(error, 'reason', error)}") \
-            from None
-    except (http.client.InvalidURL, ValueError) as error:  # e.g. a port that is not a number
-        raise CliError(f"bad --url {url!r}: {error}") from None
-    except http.client.HTTPException as error:
-        raise CliError(f"{url} does not speak HTTP as expected: {type(error).__name__}") from None
-    try:
-        answer = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise CliError(f"{url}{path} answered something that is not JSON: is it a ryute "
-                       "controller?") from None
-    if not isinstance(answer, dict):
-        raise CliError(f"{url}{path} answered JSON that is not an object: is it a ryute "
-                       "controller?")
-    return answer
+        return call(_client(args))
+    except ApiError as error:
+        raise CliError(str(error)) from None
 
 
 def _answer(url: str, path: str, format_answer) -> str:
@@ -108,8 +85,8 @@ def _show(args: argparse.Namespace, document: Any, path: str, format_answer) -> 
 
 
 def run_status(args: argparse.Namespace) -> int:
-    s = request(args.url, "/te/v1/status", token=args.token)
-    return _show(args, s, "/te/v1/status", lambda: _status_text(s))
+    s = _call(args, ControllerClient.status)
+    return _show(args, s, endpoints.STATUS.path, lambda: _status_text(s))
 
 
 def _status_text(s: dict[str, Any]) -> str:
@@ -125,10 +102,9 @@ def _status_text(s: dict[str, Any]) -> str:
 
 
 def run_mode(args: argparse.Namespace) -> int:
-    body = {"mode": args.mode, **{name: getattr(args, name) for name in
-                                  ("fraction", "step", "ingress") if getattr(args, name) is not None}}
-    answer = request(args.url, "/te/v1/mode", "PUT", body, args.token)
-    return _show(args, answer, "/te/v1/mode", lambda: _mode_text(answer))
+    answer = _call(args, lambda client: client.set_mode(
+        args.mode, fraction=args.fraction, step=args.step, ingress=args.ingress))
+    return _show(args, answer, endpoints.SET_MODE.path, lambda: _mode_text(answer))
 
 
 def _mode_text(answer: dict[str, Any]) -> str:
@@ -147,9 +123,8 @@ def _mode_text(answer: dict[str, Any]) -> str:
 
 
 def run_decisions(args: argparse.Namespace) -> int:
-    path = f"/te/v1/decisions?limit={args.limit}"
-    answer = request(args.url, path, token=args.token)
-    return _show(args, answer, path, lambda: _decisions_text(answer))
+    answer = {"decisions": _call(args, lambda client: client.decisions(args.limit))}
+    return _show(args, answer, endpoints.DECISIONS.path, lambda: _decisions_text(answer))
 
 
 def _decisions_text(answer: dict[str, Any]) -> str:

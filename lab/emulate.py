@@ -1,7 +1,7 @@
 """``ryute emulate``: replay a traffic series through the controller and Open vSwitch in Mininet.
 
 One run: start the testbed (controller with the model in shadow mode, a decision log, an API
-token, a poll interval giving several statistics readings per replay interval), wait for
+token in its environment, a poll interval giving several statistics readings per replay interval), wait for
 discovery and the hosts, then replay the same matrix sequence once per phase (``shadow``,
 ``active``, ...), switching the controller's mode through ``PUT /te/v1/mode`` between phases.
 
@@ -24,6 +24,7 @@ their replay agents, bridges), also on Ctrl-C, SIGTERM and errors.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -38,11 +39,11 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import fallback_policy
+from api import endpoints
 from controller.auth import new_api_token
 from lab.config import CAPACITY_SCALE, SYNTHETIC_START, default_start, poll_interval_for
 from lab.emulation import (
     Reading,
-    api_request,
     inside_readings,
     interval_mlu,
     replay,
@@ -176,14 +177,15 @@ class PhaseRun:
     monitor_errors: int
 
 
-def run_phase(testbed, plan: ReplayPlan, phase: str, token: str, folder: Path,
+def run_phase(testbed, plan: ReplayPlan, phase: str, folder: Path,
               poll_s: float, n_paths: int, say) -> PhaseRun:
-    mode = api_request(testbed.rest_url + "/te/v1/mode", "PUT", {"mode": phase}, token)
+    mode = testbed.api.set_mode(phase)
     say(f"phase {phase}: mode {mode['mode']}, installed source {mode['source']}")
     time.sleep(poll_s)  # one decision in the new mode before traffic starts
     run = replay(testbed, plan, folder, poll_s, n_paths)
-    decisions = [d for d in api_request(testbed.rest_url + "/te/v1/decisions?limit=10000")[
-        "decisions"] if run.started_at - poll_s <= d["time"] <= run.ended_at]
+    decisions = [d for d in itertools.takewhile(
+        lambda d: d["time"] >= run.started_at - poll_s, testbed.api.iter_decisions())
+        if d["time"] <= run.ended_at]
     return PhaseRun(phase, run.started_at, run.measured_at, run.readings,
                     sorted(decisions, key=lambda d: d["time"]), run.reports, run.monitor_errors)
 
@@ -384,9 +386,7 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
         say(f"No agent: {why_not}. Every phase runs the fallback only (invcap, ECMP ties).")
     run_dir = Path(config.run_dir or runs.run_dir("emulate"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    token = new_api_token()
-    controller_args = ["--mode", "shadow", "--api-token", token,
-                       "--decision-log", str(run_dir / "decisions.jsonl")]
+    controller_args = ["--mode", "shadow", "--decision-log", str(run_dir / "decisions.jsonl")]
     if model_path is not None:
         controller_args += ["--model", str(model_path)]
     # the controller's candidate paths are the ones predicted with here, whatever the model's
@@ -400,22 +400,22 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, terminate)
     try:
         with Testbed(config.topology, scale=config.capacity_scale, poll_interval_s=poll,
-                     controller_args=tuple(controller_args), log_dir=run_dir,
-                     switch_prefix=config.switch_prefix,
+                     controller_args=tuple(controller_args), api_token=new_api_token(),
+                     log_dir=run_dir, switch_prefix=config.switch_prefix,
                      host_prefix=config.host_prefix) as testbed:
             expected = graph.number_of_edges()
             loss = wait_until_ready(testbed, plan, config.mtu)
             hosts = sum(h is not None for h in plan.hosts)
-            status = testbed.get("/te/v1/status")
+            status = testbed.api.status()
             model_id = status["model"]
             if model_path is not None and model_id is None:
                 say(f"The controller did not load {model_path} (see {testbed.controller_log}): "
                     "every phase runs the fallback only.")
             say(f"{len(testbed.net.switches)} switches, {expected} links, {hosts} hosts up "
                 f"(first pingAll lost {loss:.0f} %) in {time.time() - started:.0f} s; "
-                f"REST {testbed.rest_url}/te/v1/status, dashboard {testbed.rest_url}/")
+                f"REST {testbed.rest_url}{endpoints.STATUS.path}, dashboard {testbed.rest_url}/")
             for phase in config.phases:
-                run = run_phase(testbed, plan, phase, token, run_dir / phase, poll,
+                run = run_phase(testbed, plan, phase, run_dir / phase, poll,
                                 path_set.n_paths, say)
                 phases[phase] = analyse_phase(run, plan, path_set, path_set.edges)
                 phases[phase]["summary"]["fallback_only"] = model_id is None

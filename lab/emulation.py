@@ -1,7 +1,6 @@
 """Driving a running testbed through the controller's API: what ``ryute emulate`` and the
 Mininet-backed environment (:mod:`lab.mininet_env`) share.
 
-- :func:`api_request`: one JSON call to the controller's REST API (bearer token optional).
 - :class:`Monitor`: every closed statistics interval of the controller (a :class:`Reading`:
   per-link utilization and load, measured OD matrix), and the weights installed after it.
 - :func:`wait_until_ready` and :func:`prepare_hosts`: links discovered, hosts known, flows'
@@ -21,7 +20,6 @@ import logging
 import random
 import sys
 import time
-import urllib.request
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from api.client import ApiError, ControllerClient
 from lab.replay import MIN_SPLIT_SAMPLES, ReplayPlan
 
 LOG = logging.getLogger(__name__)
@@ -38,20 +37,6 @@ STARTUP_S = 2.0
 """Time given to the replay agents to start before the first segment."""
 LINGER_S = 2.0
 """Monitoring goes on this long after the last segment (the receivers' last packets)."""
-
-
-def api_request(url: str, method: str = "GET", body: dict | None = None,
-                token: str | None = None, timeout_s: float = 10.0) -> Any:
-    """``method`` ``url`` with a JSON ``body``; the decoded JSON answer. HTTP errors raise
-    :class:`urllib.error.HTTPError` (its body holds the controller's ``error`` message)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return json.loads(response.read())
 
 
 @dataclass
@@ -76,20 +61,17 @@ class Reading:
 class Monitor:
     """Collects every statistics reading of the controller, and the weights installed after it."""
 
-    url: str
+    api: ControllerClient
     poll_s: float
     n_paths: int
     readings: list[Reading] = field(default_factory=list)
     _paths_due: float | None = None
     errors: int = 0
 
-    def get(self, path: str) -> Any:
-        return api_request(self.url + path)
-
     def step(self) -> None:
         try:
             self._step()
-        except OSError as error:  # a slow answer from a loaded controller: try next turn
+        except ApiError as error:  # a slow answer from a loaded controller: try next turn
             self.errors += 1
             LOG.debug("monitor: %s", error)
 
@@ -98,12 +80,12 @@ class Monitor:
         if self._paths_due is not None and now >= self._paths_due and self.readings:
             self.readings[-1].weights_after = self._weights()
             self._paths_due = None
-        at = self.get("/te/v1/status")["last_statistics"]
+        at = self.api.status()["last_statistics"]
         if at is None or (self.readings and at <= self.readings[-1].at):
             return
         for _ in range(3):  # topology and traffic of the same reading
-            topology, traffic = self.get("/te/v1/topology"), self.get("/te/v1/traffic")
-            after = self.get("/te/v1/status")["last_statistics"]
+            topology, traffic = self.api.topology(), self.api.traffic()
+            after = self.api.status()["last_statistics"]
             if after == at:
                 break
             at = after
@@ -123,7 +105,7 @@ class Monitor:
 
     def _weights(self) -> np.ndarray:
         weights = np.full(self.n_paths, np.nan)
-        for pair in self.get("/te/v1/paths")["od_pairs"]:
+        for pair in self.api.paths()["od_pairs"]:
             for path in pair["paths"]:
                 if path["weight"] is not None:
                     weights[path["id"]] = path["weight"]
@@ -165,11 +147,11 @@ def wait_until_ready(testbed, plan: ReplayPlan, mtu: int = 1500,
     prepared for the replay; returns the loss (%) of the first ``pingAll``, which teaches the
     controller the hosts."""
     expected = testbed.graph.number_of_edges()
-    testbed.wait_for(lambda: len(testbed.get("/te/v1/topology")["links"]) >= expected,
+    testbed.wait_for(lambda: len(testbed.api.topology()["links"]) >= expected,
                      timeout_s=timeout_s)
     loss = testbed.net.pingAll(timeout=2)
     hosts = sum(h is not None for h in plan.hosts)
-    testbed.wait_for(lambda: testbed.get("/te/v1/status")["hosts"] >= hosts, timeout_s=30)
+    testbed.wait_for(lambda: testbed.api.status()["hosts"] >= hosts, timeout_s=30)
     prepare_hosts(testbed, plan, mtu)
     samples = plan.split_samples
     if samples < MIN_SPLIT_SAMPLES:
@@ -238,7 +220,7 @@ def replay(testbed, plan: ReplayPlan, folder: Path, poll_s: float, n_paths: int)
                                      cwd=str(PROJECT_DIR))
                  for host, path in schedules.items()}
     end_at = start_at + sum(plan.segments_s)
-    monitor = Monitor(testbed.rest_url, poll_s, n_paths)
+    monitor = Monitor(testbed.api, poll_s, n_paths)
     while time.time() < end_at + LINGER_S:
         monitor.step()
         for host, process in processes.items():

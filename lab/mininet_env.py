@@ -36,17 +36,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
+from api.client import ApiError, ControllerClient
 from controller.auth import new_api_token
 from lab.config import CAPACITY_SCALE, poll_interval_for
 from lab.emulation import (
-    api_request,
     inside_readings,
     interval_mlu,
     replay,
@@ -80,7 +80,8 @@ class MininetTEEnv(TEEnv):
         traffic: as for :class:`TEEnv`.
         testbed: a running :class:`~lab.testbed.Testbed` whose controller is in external mode
             with ``token``; by default the environment starts its own (and ``close`` stops it).
-        token: the controller's API token (generated for an own testbed).
+        token: the controller's API token (default: the testbed's; generated for an own
+            testbed, which hands it to its controller in the environment).
         interval_s: seconds each matrix is replayed.
         traffic_scale: factor on the series (default: see the module docstring).
         capacity_scale: emulated capacities are the topology's divided by this.
@@ -139,9 +140,10 @@ class MininetTEEnv(TEEnv):
             if testbed is not None else (switch_prefix, host_prefix)
         self.run_dir = Path(run_dir) if run_dir else runs.run_dir("mininet-env")
         self._steps_done = 0
-        self.token = token or new_api_token()
+        self.token = token or getattr(testbed, "api_token", None) or new_api_token()
         self._own_testbed = testbed is None
         self.testbed = testbed if testbed is not None else self._start_testbed()
+        self.api = ControllerClient(self.testbed.rest_url, self.token)
         try:
             self._connect()
         except BaseException:
@@ -198,9 +200,10 @@ class MininetTEEnv(TEEnv):
 
         testbed = Testbed(self.topology_spec, scale=self.capacity_scale,
                           poll_interval_s=poll_interval_for(self.interval_s),
-                          controller_args=("--mode", "external", "--api-token", self.token,
+                          controller_args=("--mode", "external",
                                            "--paths-k", str(self.path_set.k),
                                            "--path-method", self.path_set.method),
+                          api_token=self.token,
                           log_dir=self.run_dir, switch_prefix=self.switch_prefix,
                           host_prefix=self.host_prefix)
         return testbed.__enter__()
@@ -209,26 +212,28 @@ class MininetTEEnv(TEEnv):
         """Wait for the network, check the controller's paths are ours, mode external."""
         wait_until_ready(self.testbed, self.replay_plan(int(self.decision_times[0])), self.mtu)
         theirs = {path["id"]: tuple(path["nodes"]) for pair in
-                  self.testbed.get("/te/v1/paths")["od_pairs"] for path in pair["paths"]}
+                  self._api(self.api.paths)["od_pairs"] for path in pair["paths"]}
         ours = {i: tuple(str(n) for n in p) for i, p in enumerate(self.path_set.paths)}
         if theirs != ours:
             raise RuntimeError(
                 f"the controller's candidate paths differ from this environment's ({len(theirs)} "
                 f"vs {len(ours)} paths): give both the same topology and --paths-k")
-        mode = self.testbed.get("/te/v1/status")["mode"]
+        mode = self._api(self.api.status)["mode"]
         if mode != "external":
-            self._api("/te/v1/mode", "PUT", {"mode": "external"})
+            self._api(self.api.set_mode, "external")
 
-    def _api(self, path: str, method: str = "GET", body: dict | None = None) -> Any:
+    @staticmethod
+    def _api(call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on the controller's client; a refused request is a RuntimeError."""
         try:
-            return api_request(self.testbed.rest_url + path, method, body, self.token)
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:300]
-            raise RuntimeError(f"controller refused {method} {path}: {error.code} {detail}") \
-                from None
+            return call(*args)
+        except ApiError as error:
+            if error.status is None:
+                raise
+            raise RuntimeError(f"controller refused: {error}") from None
 
     def _put_decision(self, weights: np.ndarray) -> dict[str, Any]:
-        return self._api("/te/v1/decision", "PUT", {"weights": [float(w) for w in weights]})
+        return self._api(self.api.put_decision, [float(w) for w in weights])
 
     def _measure(self, t: int) -> tuple[tuple[float, np.ndarray, int, float | None], int]:
         """Replay matrix t until a replay loses at most ``max_loss`` (``remeasure`` extra

@@ -98,7 +98,7 @@ def train_in_mininet(topology: str, traffic: str, model: str, out: Path,
                               "validation_range": [start, stop]}
     with Testbed(topology, scale=config.capacity_scale,
                  poll_interval_s=poll_interval_for(config.interval_s),
-                 controller_args=("--mode", "external", "--api-token", token),
+                 controller_args=("--mode", "external"), api_token=token,
                  log_dir=run_dir, switch_prefix="v", host_prefix="w") as testbed:
         def env(interval_range: tuple[int, int], episode_length: int | None) -> MininetTEEnv:
             return MininetTEEnv(topology, series, testbed=testbed, token=token,

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from api.client import ApiError, ControllerClient
 from lab.config import CAPACITY_SCALE
 from sim import runs
 from topologies.catalog import load_topology
@@ -164,6 +164,9 @@ class Testbed:
     ofp_port: int = field(default_factory=free_port)
     rest_port: int = field(default_factory=free_port)
     controller_topology: str | None = None
+    api_token: str | None = None
+    """The controller's API token, handed to it in its environment (``$RYUTE_API_TOKEN``),
+    never on its command line, where ``ps`` shows it to every user of the machine."""
     switch_prefix: str = "s"
     """Bridge names are prefix + dpid; another prefix lets two testbeds share one OVS."""
     host_prefix: str = "h"
@@ -187,6 +190,11 @@ class Testbed:
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def api(self) -> ControllerClient:
+        """The controller's REST API, with the testbed's token."""
+        return ControllerClient(self.rest_url, self.api_token, timeout_s=10.0)
 
     @property
     def bridges(self) -> set[str]:
@@ -282,9 +290,10 @@ class Testbed:
                    "--ofp-port", str(self.ofp_port), "--rest-port", str(self.rest_port),
                    "--poll-interval", str(self.poll_interval_s),
                    "--capacity-scale", str(self.scale), *self.controller_args]
+        env = {**os.environ, **({"RYUTE_API_TOKEN": self.api_token} if self.api_token else {})}
         with open(self.controller_log, "wb") as log:
             self.controller = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                               cwd=PROJECT_DIR)
+                                               cwd=PROJECT_DIR, env=env)
         self._write_record()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -292,9 +301,9 @@ class Testbed:
                 raise TestbedError(f"controller exited with code {self.controller.returncode}; "
                                    f"see {self.controller_log}")
             try:
-                self.get("/te/v1/status")
+                self.api.status()
                 return
-            except OSError:
+            except ApiError:
                 time.sleep(0.2)
         raise TestbedError(f"controller REST API did not answer; see {self.controller_log}")
 
@@ -339,10 +348,6 @@ class Testbed:
                     switch.cmd(f"ip link set {intf} mtu {SWITCH_MTU}")
 
     # -- access ----------------------------------------------------------------------------
-    def get(self, path: str, timeout_s: float = 5.0) -> Any:
-        with urllib.request.urlopen(self.rest_url + path, timeout=timeout_s) as response:
-            return json.loads(response.read())
-
     def wait_for(self, predicate, timeout_s: float = 30.0, interval_s: float = 0.5) -> Any:
         """Poll ``predicate()`` until it returns something truthy; returns it or raises."""
         deadline = time.monotonic() + timeout_s

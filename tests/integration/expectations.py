@@ -147,7 +147,7 @@ def wait_until_ready(testbed: Testbed, timeout_s: float = 60.0) -> dict:
     switches, links = len(testbed.bridges), testbed.graph.number_of_edges()
 
     def ready():
-        status = testbed.get("/te/v1/status")
+        status = testbed.api.status()
         if status["switches"] != switches or status["links"] != links:
             return None
         prefix = testbed.switch_prefix

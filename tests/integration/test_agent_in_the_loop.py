@@ -185,11 +185,11 @@ class Lab:
         return self.net.rest_url
 
     def status(self) -> dict:
-        return self.net.get("/te/v1/status")
+        return self.net.api.status()
 
     def records(self, limit: int = 60) -> list[dict]:
         """The latest decision records, oldest first."""
-        return self.net.get(f"/te/v1/decisions?limit={limit}")["decisions"][::-1]
+        return self.net.api.decisions(limit)[::-1]
 
     def set_mode(self, mode: str) -> None:
         status, answer = call(self.url, "/te/v1/mode", "PUT", {"mode": mode}, TOKEN)
@@ -234,8 +234,8 @@ class Lab:
     def snapshot(self) -> Snapshot | None:
         """A consistent reading (no decision in between), or None."""
         before = self.status()["last_decision"]
-        traffic = self.net.get("/te/v1/traffic?units=topology")
-        paths = self.net.get("/te/v1/paths")
+        traffic = self.net.api.traffic(units="topology")
+        paths = self.net.api.paths()
         groups = self.installed_groups()
         # A decision's matrix is from statistics older than it; newer ones mean that the next
         # decision is under way.
@@ -350,9 +350,9 @@ def lab(tmp_path_factory):
         testbed = Testbed(TOPOLOGY, hosts_per_switch=2, switch_prefix="a", host_prefix="g",
                           poll_interval_s=POLL_S,
                           controller_args=("--model", str(models["A"]), "--mode", "shadow",
-                                           "--api-token", TOKEN,
                                            "--decision-log", str(decision_log),
-                                           "--budget-ms", f"{BUDGET_MS:g}"))
+                                           "--budget-ms", f"{BUDGET_MS:g}"),
+                          api_token=TOKEN)
         with testbed:
             lab = Lab(testbed, graph, control, decision_log, paths, models)
             lab.measurements["training_s"] = round(training_s, 1)

@@ -35,8 +35,8 @@ def test_a_topology_file_that_disagrees_is_reported_not_fatal(emulated, told, me
                 "missing_switches": [], "unknown_switches": unknown}
 
         def reported():
-            status = network.get("/te/v1/status")
-            view = network.get("/te/v1/topology")
+            status = network.api.status()
+            view = network.api.topology()
             return (status["switches"] == len(network.net.switches)
                     and status["links"] == network_graph.number_of_edges()
                     and view["mismatch"] == want and view)
@@ -66,7 +66,7 @@ def test_a_topology_file_that_disagrees_is_reported_not_fatal(emulated, told, me
         hosts = [network.net.get(ex.host_of(network, node)) for node in file_graph.nodes]
         assert network.net.ping(hosts=hosts, timeout=2) == 0
         assert network.controller.poll() is None
-        assert network.get("/te/v1/status")["switches"] == len(network.net.switches)
+        assert network.api.status()["switches"] == len(network.net.switches)
 
 
 # Frames a host can put on the wire that the switches hand to the controller, as hex, and
@@ -106,17 +106,17 @@ def test_malformed_packet_ins_are_ignored_and_logged(small, measure):
     network = small
     h1 = network.net.get("h1")
     assert h1.MAC().replace(":", "") == H1
-    hosts_before = network.get("/te/v1/hosts")["hosts"]
+    hosts_before = network.api.hosts()["hosts"]
     log_before = network.controller_log.read_text()
     out = h1.cmd(f"/usr/bin/python3 -c '{SEND}' h1-eth0 " + " ".join(frame for _, frame, _ in MALFORMED))
     assert "Error" not in out, out
     time.sleep(2)
 
     assert network.controller.poll() is None, "the controller died"
-    status = network.get("/te/v1/status")
+    status = network.api.status()
     assert status["switches"] == 3 and status["links"] == 4
     # Nothing was learned from the garbage: the same three hosts, at the same places.
-    assert network.get("/te/v1/hosts")["hosts"] == hosts_before
+    assert network.api.hosts()["hosts"] == hosts_before
     assert network.net.pingAll(timeout=2) == 0
     new_lines = network.controller_log.read_text()[len(log_before):].splitlines()
     logged = [line for line in new_lines if "malformed" in line.lower()]

@@ -90,7 +90,7 @@ def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, mea
     assert outage["udp_outage_ms"] < OUTAGE_LIMIT_MS, outage
     # No group anywhere gives weight to a path over the dead link, in either direction.
     assert not _weighted_links(paths, installed) & dead
-    view = network.get("/te/v1/topology")
+    view = network.api.topology()
     assert {(link["src"], link["dst"]) for link in view["graph_links"] if not link["up"]} == dead
 
     network.net.configLinkStatus(s_u, s_v, "up")

@@ -34,11 +34,11 @@ def network(request):
 
 def test_every_host_reaches_every_other_on_the_first_try(network, measure):
     # The hosts are not known yet: the controller learns them from this very ping's ARP.
-    assert network.get("/te/v1/status")["hosts"] == 0
+    assert network.api.status()["hosts"] == 0
     loss = network.net.pingAll(timeout=2)
     measure("first_pingall_loss_pct", loss)
     assert loss == 0, f"pingAll lost {loss:.1f} % on the first try; see {network.controller_log}"
-    assert network.get("/te/v1/status")["hosts"] == len(network.net.hosts)
+    assert network.api.status()["hosts"] == len(network.net.hosts)
 
 
 def test_groups_carry_exactly_the_fallback_weights(network, measure):
@@ -114,9 +114,9 @@ def test_measured_od_matrix_and_link_loads_match_known_udp_rates(network, measur
     started = time.time()
     readings = {}
     while time.time() < started + seconds - 0.3:
-        before = network.get("/te/v1/status")["last_statistics"]
-        traffic, topology = network.get("/te/v1/traffic"), network.get("/te/v1/topology")
-        if network.get("/te/v1/status")["last_statistics"] == before and before:
+        before = network.api.status()["last_statistics"]
+        traffic, topology = network.api.traffic(), network.api.topology()
+        if network.api.status()["last_statistics"] == before and before:
             readings[before] = (traffic, topology)
         time.sleep(0.25)
     results = [run.result() for run in runs]

@@ -45,7 +45,7 @@ def menv():
 
 def installed_weights(env: MininetTEEnv) -> np.ndarray:
     weights = np.zeros(env.path_set.n_paths)
-    for pair in env.testbed.get("/te/v1/paths")["od_pairs"]:
+    for pair in env.testbed.api.paths()["od_pairs"]:
         for path in pair["paths"]:
             weights[path["id"]] = path["weight"]
     return weights

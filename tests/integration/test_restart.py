@@ -82,11 +82,11 @@ def test_restart_under_traffic_loses_nothing_and_leaves_the_same_rules(network, 
     started = time.monotonic()
     network.restart_controller()
     back_s = time.monotonic() - started
-    network.wait_for(lambda: (s := network.get("/te/v1/status"))["switches"] == switches
+    network.wait_for(lambda: (s := network.api.status())["switches"] == switches
                      and s["links"] == links, timeout_s=30)
     connected_s = time.monotonic() - started
     # Hosts come back from the switches' delivery rules, not from new traffic.
-    network.wait_for(lambda: macs <= {h["mac"] for h in network.get("/te/v1/hosts")["hosts"]},
+    network.wait_for(lambda: macs <= {h["mac"] for h in network.api.hosts()["hosts"]},
                      timeout_s=30)
     _wait_until_same(network, before, "rules or groups differ after the restart")
     reconciled_s = time.monotonic() - started
@@ -117,7 +117,7 @@ def test_a_switch_that_comes_back_empty_gets_its_state_reinstalled(network, meas
     target = subprocess.run(["ovs-vsctl", "get-controller", switch], capture_output=True,
                             text=True, check=True).stdout.strip()
     subprocess.run(["ovs-vsctl", "del-controller", switch], check=True)
-    network.wait_for(lambda: network.get("/te/v1/status")["switches"] == len(network.bridges) - 1,
+    network.wait_for(lambda: network.api.status()["switches"] == len(network.bridges) - 1,
                      timeout_s=15)
     for command in ("del-flows", "del-groups"):
         subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, switch], check=True)

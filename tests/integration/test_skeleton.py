@@ -11,7 +11,7 @@ from controller.config import DEFAULT_COOKIE
 
 
 def test_every_switch_connects(abilene):
-    status = abilene.wait_for(lambda: (s := abilene.get("/te/v1/status"))["switches"] == 12 and s)
+    status = abilene.wait_for(lambda: (s := abilene.api.status())["switches"] == 12 and s)
     assert status["topology"] == "abilene"
 
 
@@ -27,7 +27,7 @@ def test_discovered_links_equal_the_topology(abilene):
     expected = sorted(map(list, abilene.graph.edges))
 
     def discovered():
-        view = abilene.get("/te/v1/topology")
+        view = abilene.api.topology()
         found = sorted([link["src_name"], link["dst_name"]] for link in view["links"])
         return found == expected and view
 

@@ -51,7 +51,7 @@ def one_line_error(argv, capsys) -> str:
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "ftp//nowhere", "http://[::1"])
 def test_a_bad_url_is_one_line(url, capsys):
     for command in (["status"], ["decisions"], ["mode", "active"]):
-        assert "bad --url" in one_line_error([*command, "--url", url], capsys)
+        assert "bad controller URL" in one_line_error([*command, "--url", url], capsys)
 
 
 @pytest.mark.parametrize("body, message", [

@@ -89,3 +89,19 @@ def test_the_answers_match_their_schemas(served):
 
 def test_the_mode_body_lists_the_rollout_fields():
     assert set(endpoints.SET_MODE.request["properties"]) == {"mode", *ROLLOUT_FIELDS}
+
+
+def test_endpoint_paths_are_written_once():
+    """No ``/te/v1/...`` string in the code but api/endpoints.py (docstrings are prose)."""
+    found = []
+    for package in ("api", "topologies", "sim", "agents", "controller", "lab", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "api" / "endpoints.py":
+                continue
+            tree = ast.parse(path.read_text())
+            prose = {id(node.value) for node in ast.walk(tree)
+                     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and "/te/v1" in node.value and id(node) not in prose]
+    assert not found, "paths written outside api/endpoints.py:\n" + "\n".join(found)
