@@ -5,6 +5,7 @@ environment variables), on free ports, and stopped by its pid at the end of the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -86,31 +87,42 @@ class ControllerProcess:
                 self.process.wait()
 
 
+def start_controller(folder: Path, started: list[ControllerProcess], *args: str,
+                     env: dict[str, str] | None = None, ofp_port: int | None = None,
+                     rest_port: int | None = None, topology: str = "abilene",
+                     ofp_host: str = "127.0.0.1") -> ControllerProcess:
+    """``ryute controller`` (OpenFlow and REST on loopback, free ports unless given), its log
+    and working directory in ``folder``; appended to ``started``."""
+    ofp_port = ofp_port or free_port()
+    rest_port = rest_port if rest_port is not None else free_port()
+    command = [sys.executable, "-m", "lab.cli", "controller", "--topology", topology,
+               "--ofp-host", ofp_host, "--ofp-port", str(ofp_port),
+               "--rest-port", str(rest_port), *args]
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("RYUTE_API_TOKEN", "RYUTE_CONFIG")}
+    environment.update(PYTHONPATH=str(ROOT), **(env or {}))
+    log = folder / f"controller-{len(started)}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=folder, env=environment, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    started.append(ControllerProcess(process, ofp_port, rest_port, log, command))
+    return started[-1]
+
+
 @pytest.fixture
 def controller(tmp_path):
     """``controller(*args, env=..., ofp_port=..., rest_port=...)`` starts ``ryute controller``
     (topology abilene, OpenFlow and REST on loopback, free ports unless given)."""
     started: list[ControllerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, ofp_port: int | None = None,
-              rest_port: int | None = None, topology: str = "abilene",
-              ofp_host: str = "127.0.0.1") -> ControllerProcess:
-        ofp_port = ofp_port or free_port()
-        rest_port = rest_port if rest_port is not None else free_port()
-        command = [sys.executable, "-m", "lab.cli", "controller", "--topology", topology,
-                   "--ofp-host", ofp_host, "--ofp-port", str(ofp_port),
-                   "--rest-port", str(rest_port), *args]
-        environment = {key: value for key, value in os.environ.items()
-                       if key not in ("RYUTE_API_TOKEN", "RYUTE_CONFIG")}
-        environment.update(PYTHONPATH=str(ROOT), **(env or {}))
-        log = tmp_path / f"controller-{len(started)}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=out,
-                                       stderr=subprocess.STDOUT)
-        started.append(ControllerProcess(process, ofp_port, rest_port, log, command))
-        return started[-1]
-
-    yield start
+    yield functools.partial(start_controller, tmp_path, started)
     for process in started:
         process.stop()
 
+
+@pytest.fixture(scope="module")
+def module_controller(tmp_path_factory):
+    """Like ``controller``, for the controllers a whole test module shares."""
+    started: list[ControllerProcess] = []
+    yield functools.partial(start_controller, tmp_path_factory.mktemp("controller"), started)
+    for process in started:
+        process.stop()
