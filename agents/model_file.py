@@ -32,6 +32,7 @@ import platform
 import re
 import stat
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,11 @@ GENERALIST = DEFAULT_DIR / "generalist.zip"
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be used; the message says which file and why."""
+    """A model file that cannot be used; the message says which file and why, in one line
+    (torch's own messages, quoted in it, span several)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(re.sub(r"\s*\n\s*", " ", message))
 
 
 # ---------------------------------------------------------------------- fingerprints
@@ -319,7 +324,7 @@ def _read_members(path: Path) -> tuple[dict[str, bytes], str]:
                 if SIGNATURE_MEMBER in names:
                     blobs[SIGNATURE_MEMBER] = _read_member(path, z, SIGNATURE_MEMBER)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
-                EOFError, ValueError, RuntimeError) as e:
+                EOFError, ValueError, RuntimeError, zlib.error) as e:
             if isinstance(e, ModelFileError):
                 raise
             raise ModelFileError(f"{path}: corrupt or not a model file ({e})") from None

@@ -136,7 +136,10 @@ SET_MODE = Endpoint(
     "PUT", "/te/v1/mode", "Switch between shadow, active and external mode", MODE_VIEW,
     auth="if-configured",
     request=obj(required=("mode",), mode={"enum": list(MODES)},
-                 fraction=NUMBER_OR_NULL, step=NUMBER_OR_NULL, ingress=_nullable(STRINGS)),
+                fraction={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+                step={"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                ingress=_nullable({"type": "array", "minItems": 1,
+                                   "items": {"type": "string", "minLength": 1}})),
     errors={**_BODY_ERRORS, **_TOKEN_ERRORS, 403: "a wrong token, or external mode without "
             "a configured token", 422: "an unknown mode, a rollout field out of range or an "
             "unknown switch"},

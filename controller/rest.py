@@ -36,9 +36,11 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class HttpError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    def __init__(self, status: HTTPStatus, message: str,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class RestApi:
                                 "name: this API answers only requests addressed to loopback")
             response = self._dispatch(method, path, environ)
         except HttpError as error:
-            response = error_response(error.status, str(error))
+            response = error_response(error.status, str(error), error.headers)
         except Exception:
             LOG.exception("REST handler for %s %s failed", method, path[:200])
             response = error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
@@ -204,7 +206,8 @@ class RestApi:
         if route is None:
             allowed = ", ".join(sorted(methods))
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED,
-                            f"{method[:20]} not allowed on {path} (allowed: {allowed})")
+                            f"{method[:20]} not allowed on {path} (allowed: {allowed})",
+                            headers=(("Allow", allowed),))
         request = _request(method, path, environ, route.endpoint)
         self._authenticate(route.endpoint, request)
         result = route.handler(request)
@@ -220,12 +223,14 @@ class RestApi:
         require_token(request, token)
 
 
-def error_response(status: HTTPStatus, message: str) -> Response:
-    return _json(status, {"error": message})
+def error_response(status: HTTPStatus, message: str,
+                   headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    return _json(status, {"error": message}, headers)
 
 
-def _json(status: HTTPStatus, body: Any) -> Response:
-    return Response(json.dumps(body, indent=1, sort_keys=True).encode() + b"\n", status=status)
+def _json(status: HTTPStatus, body: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    return Response(json.dumps(body, indent=1, sort_keys=True).encode() + b"\n", status=status,
+                    headers=headers)
 
 
 def _request(method: str, path: str, environ: dict, endpoint: Endpoint) -> Request:

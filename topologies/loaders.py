@@ -375,7 +375,7 @@ def read_graphml(text: str, *, name: str, source: str,
     except (ET.ParseError, nx.NetworkXError, KeyError, ValueError) as error:
         raise TopologyError(f"{source}: not valid GraphML: {error}") from None
     names = {node: _zoo_name(node, attrs) for node, attrs in zoo.nodes(data=True)}
-    nodes = [NodeFact(name=names[node], pos=_zoo_pos(attrs))
+    nodes = [NodeFact(name=names[node], pos=_zoo_pos(attrs, f"node '{names[node]}'", source))
              for node, attrs in zoo.nodes(data=True)]
     links = [LinkFact(names[u], names[v], _zoo_capacity(attrs, default_capacity_mbps),
                       f"edge '{attrs['id']}'" if "id" in attrs else "edge")
@@ -390,9 +390,9 @@ def _zoo_name(node: str, attrs: Mapping[str, Any]) -> str:
     return f"{node}_{'_'.join(str(label).split())}" if label not in (None, "") else str(node)
 
 
-def _zoo_pos(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+def _zoo_pos(attrs: Mapping[str, Any], where: str, source: str) -> tuple[float, float] | None:
     lon, lat = attrs.get("Longitude"), attrs.get("Latitude")
-    return None if lon is None or lat is None else (float(lon), float(lat))
+    return None if lon is None or lat is None else _lon_lat((lon, lat), where, source)
 
 
 def _zoo_capacity(attrs: Mapping[str, Any], default: float | None) -> Any:

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,7 +180,8 @@ def load_traffic(path: str | Path) -> TrafficSeries:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise TrafficError(f"{source}: no such file") from None
-    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as error:  # zlib: a member whose deflate stream is damaged
         raise TrafficError(f"{source}: not a .tm.npz file: {error}") from None
     for key in ("tm", "nodes"):
         if key not in arrays:

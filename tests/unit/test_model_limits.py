@@ -221,3 +221,24 @@ def test_a_crafted_model_at_start_leaves_the_fallback_alone(controller, tmp_path
     assert status["model"] is None and status["source"] == "fallback"
     assert "agent not loaded, the fallback decides alone" in ctl.output()
     assert "Traceback" not in ctl.output()
+
+
+# -- found by the fuzz suites (tests/unit/test_fuzz_readers.py) ------------------------------
+def test_a_damaged_deflate_stream_is_a_model_file_error(abilene, tmp_path):
+    from test_one_line_errors import break_deflate
+
+    path = craft(tmp_path / "damaged.zip")
+    break_deflate(path, "weights.pt")
+    refused(path, abilene, "corrupt or not a model file")
+
+
+def test_weights_of_another_network_are_refused_in_one_line(abilene, tmp_path):
+    """torch's message for a state_dict that does not fit spans several lines."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"head.weight": torch.zeros(2, 2)}, buffer)
+    refused(craft(tmp_path / "other.zip", weights=buffer.getvalue()), abilene,
+            "weights do not match the described network")

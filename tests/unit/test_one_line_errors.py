@@ -182,3 +182,39 @@ def test_a_traffic_member_inflating_beyond_the_limit_is_refused_from_the_directo
     assert info.file_size < 1000
     err = one_line_error(["data", "show", str(path)], capsys)
     assert "member tm.npy inflates to 4294967294 bytes; at most" in err
+
+
+# -- found by the fuzz suites (tests/unit/test_fuzz_readers.py) ------------------------------
+def break_deflate(path, member: str) -> None:
+    """Overwrite ``member``'s compressed bytes with an invalid deflate stream (reserved block
+    type), as a damaged disk leaves it; the zip directory stays intact."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = (int.from_bytes(data[info.header_offset + at:info.header_offset + at + 2],
+                                          "little") for at in (26, 28))
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start:start + info.compress_size] = b"\xff" * info.compress_size
+    path.write_bytes(bytes(data))
+
+
+def test_a_traffic_file_with_a_damaged_deflate_stream_is_one_line(tmp_path, capsys):
+    path = tmp_path / "damaged.tm.npz"
+    np.savez_compressed(path, tm=np.zeros((2, 2, 2)), nodes=["a", "b"])
+    break_deflate(path, "tm.npy")
+    err = one_line_error(["data", "show", str(path)], capsys)
+    assert str(path) in err and "not a .tm.npz file" in err
+
+
+def test_a_zoo_node_with_an_empty_coordinate_is_one_line(tmp_path, capsys):
+    path = tmp_path / "empty-lat.graphml"
+    path.write_text(
+        '<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+        '<key attr.name="Longitude" attr.type="string" for="node" id="b"/>'
+        '<key attr.name="Latitude" attr.type="string" for="node" id="c"/>'
+        '<graph edgedefault="undirected"><node id="0"><data key="b">0</data>'
+        '<data key="c"></data></node></graph></graphml>')
+    err = one_line_error(["topology", "show", str(path)], capsys)
+    assert str(path) in err and "coordinates must be [lon, lat]" in err
