@@ -71,8 +71,9 @@ PROTECTED = {(e.method, e.path) for e in endpoints.ENDPOINTS if e.auth != "none"
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_endpoint_holds_under_fuzzing(case, live):
+def test_every_endpoint_holds_under_fuzzing(case, live, record_property):
     """Each case twice: with the token, and with a wrong, mangled or missing one."""
+    record_property("operation", f"{case.operation.method.upper()} {case.operation.path}")
     client = ControllerClient(live.url, timeout_s=30)
     for auth in (f"Bearer {TOKEN}", next(WRONG)):
         before = state(client)

@@ -147,3 +147,14 @@ def test_no_lab_module_puts_a_token_on_a_command_line():
              for path in (root / package).rglob("*.py") if '"--api-token"' in path.read_text()]
     assert not found
 
+
+
+def test_a_method_not_allowed_says_which_are(ctl):
+    head = "DELETE /te/v1/mode HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+    with socket.create_connection(("127.0.0.1", ctl.rest_port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = json.loads(response.read())
+    assert (response.status, response.getheader("Allow")) == (405, "GET, PUT")
+    assert "allowed: GET, PUT" in answer["error"]
