@@ -210,7 +210,7 @@ def _check_npz_members(path: Path, source: str) -> None:
             members = archive.infolist()
     except FileNotFoundError:
         raise TrafficError(f"{source}: no such file") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile) as error:
         raise TrafficError(f"{source}: not a .tm.npz file: {error}") from None
     for info in members:
         if info.file_size > MAX_MEMBER_BYTES:

@@ -218,3 +218,14 @@ def test_a_zoo_node_with_an_empty_coordinate_is_one_line(tmp_path, capsys):
         '<data key="c"></data></node></graph></graphml>')
     err = one_line_error(["topology", "show", str(path)], capsys)
     assert str(path) in err and "coordinates must be [lon, lat]" in err
+
+
+def test_a_traffic_file_of_an_unknown_zip_version_is_one_line(tmp_path, capsys):
+    path = tmp_path / "future.tm.npz"
+    np.savez(path, tm=np.zeros((2, 2, 2)), nodes=["a", "b"])
+    data = bytearray(path.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    data[central + 6:central + 8] = (173).to_bytes(2, "little")  # version needed: 17.3
+    path.write_bytes(bytes(data))
+    err = one_line_error(["data", "show", str(path)], capsys)
+    assert str(path) in err and "zip file version 17.3" in err
