@@ -120,14 +120,16 @@ def measure(app: Any, url: str, repeats: int) -> dict[str, Any]:
             counts[index[node]] += 1
     hub = str(path_set.nodes[int(np.argmax(counts))])
     last = app.plane.loop.latest_record().seq
+    from controller.dashboard import GRAPH, LINK, LIVE, NODE
+
     quote = urllib.request.quote
-    results = {"graph_first": _timed(url + "/te/v1/dashboard/graph", 1)}
+    results = {"graph_first": _timed(url + GRAPH.path, 1)}
     for name, path in [("page", "/"), ("script", "/ui/dashboard.js"),
-                       ("graph_cached", "/te/v1/dashboard/graph"),
-                       ("live_first", "/te/v1/dashboard/live?since=0"),
-                       ("live_poll", f"/te/v1/dashboard/live?since={last - 1}"),
-                       ("link", f"/te/v1/dashboard/link?src={quote(src)}&dst={quote(dst)}"),
-                       ("node", f"/te/v1/dashboard/node?name={quote(hub)}")]:
+                       ("graph_cached", GRAPH.path),
+                       ("live_first", f"{LIVE.path}?since=0"),
+                       ("live_poll", f"{LIVE.path}?since={last - 1}"),
+                       ("link", f"{LINK.path}?src={quote(src)}&dst={quote(dst)}"),
+                       ("node", f"{NODE.path}?name={quote(hub)}")]:
         results[name] = _timed(url + path, repeats)
     results["link"]["link"], results["node"]["node"] = f"{src}->{dst}", hub
     return results

@@ -76,7 +76,7 @@ def test_the_decision_log_comes_a_bounded_page_at_a_time(served):
     assert page["next_before"] == newest - endpoints.DECISIONS_PAGE_MAX + 1
     with pytest.raises(ApiError) as refused:
         client.decision_page(endpoints.DECISIONS_PAGE_MAX + 1)
-    assert refused.value.status == 400 and "limit must be 1..100" in refused.value.reason
+    assert refused.value.status == 400 and "limit must be in 1..100" in refused.value.reason
     records = client.decisions(230)
     assert [r["seq"] for r in records] == list(range(newest, newest - 230, -1))
     everything = list(client.iter_decisions())

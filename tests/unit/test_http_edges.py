@@ -117,7 +117,7 @@ def test_the_controller_still_serves_after_the_odd_requests(ctl):
 def test_heavy_reads_are_bounded_pages(ctl):
     """``?limit=10000`` from many clients once held the hub that also serves OpenFlow."""
     status, answer = ctl.call("/te/v1/decisions?limit=10000")
-    assert status == 400 and f"limit must be 1..{endpoints.DECISIONS_PAGE_MAX}" in answer["error"]
+    assert status == 400 and f"limit must be in 1..{endpoints.DECISIONS_PAGE_MAX}" in answer["error"]
     status, answer = ctl.call(f"/te/v1/decisions?limit={endpoints.DECISIONS_PAGE_MAX}")
     assert status == 200 and answer["next_before"] is None
     assert ctl.call("/te/v1/decisions?before=-1")[0] == 400
