@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import eventlet
+import eventlet.hubs
 from eventlet import tpool
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -71,7 +72,8 @@ class RyuteApp(app_manager.OSKenApp):
     def __init__(self, *args: Any, ryute_config: ControllerConfig | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.config = config = ryute_config or ControllerConfig.load()
+        # ryute controller hands os-ken and us one config; osken-manager, only $RYUTE_CONFIG
+        self.config = config = ryute_config or listen_where_configured(ControllerConfig.load())
         self.plane = ControlPlane(config, runner=green_runner, reader=self._read_agent)
         self.datapaths: dict[int, Any] = {}
         self.topology_change_pending = False
@@ -95,22 +97,24 @@ class RyuteApp(app_manager.OSKenApp):
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
         thread = super().start()
-        self.threads.append(hub.spawn(self._every, self.config.lldp_interval_s, self._lldp_round))
-        self.threads.append(hub.spawn(self._every, self.config.poll_interval_s, self._poll_round))
+        self.own_threads = [hub.spawn(self._every, self.config.lldp_interval_s, self._lldp_round),
+                            hub.spawn(self._every, self.config.poll_interval_s, self._poll_round)]
         signal.signal(signal.SIGHUP, lambda *_: hub.spawn(self._reload_model))
+        self._handle_stop_signals()
         if self.config.rest_port:
             if self.api_token is None and not _is_loopback(self.config.rest_host):
                 self.api_token = new_api_token()
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
             sock = hub.listen((self.config.rest_host, self.config.rest_port))
-            self.threads.append(hub.spawn(serve, sock, self.rest_api(),
+            self.own_threads.append(hub.spawn(serve, sock, self.rest_api(),
                                           max_connections=REST_MAX_CONNECTIONS,
                                           timeout_s=self.config.rest_timeout_s))
             LOG.info("REST API on http://%s:%d%s", self.config.rest_host,
                      self.config.rest_port, OPENAPI.path)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
+        LOG.info("OpenFlow listening on %s:%d", self.config.ofp_host, self.config.ofp_port)
         if self.config.adapt:
             self._start_adaptation()
         return thread
@@ -141,17 +145,55 @@ class RyuteApp(app_manager.OSKenApp):
                    "--url", f"http://{host}:{self.config.rest_port}",
                    "--topology", topology, "--model", model_spec,
                    "--out-dir", str(out_dir), "--interval", str(self.config.poll_interval_s)]
+        # Its own session: a Ctrl-C in the terminal reaches the controller only, which then
+        # stops the adapter; and the adapter dies with the controller, even a killed one.
         self.adapter_process = subprocess.Popen(
-            command, env={**os.environ, "RYUTE_API_TOKEN": self.api_token})
+            command, env={**os.environ, "RYUTE_API_TOKEN": self.api_token},
+            start_new_session=True, preexec_fn=functools.partial(die_with_parent, os.getpid()))
         LOG.info("adaptation started (pid %d), models in %s", self.adapter_process.pid, out_dir)
 
+    def _handle_stop_signals(self) -> None:
+        """SIGINT (Ctrl-C) and SIGTERM stop the controller cleanly, under ``ryute controller``
+        and ``osken-manager`` alike (a SIGINT ignored at start, as in a background job, stays
+        ignored)."""
+        self.stop_reason: str | None = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        """Unwind to the launcher's ``joinall``, which closes the apps (and so :meth:`stop`).
+
+        Raised in the hub (idle in its poll, the usual case), eventlet passes it on to the
+        main green thread; raised inside a green thread, os-ken's spawn wrapper would swallow
+        it, so the hub raises it at its next turn instead."""
+        name = signal.Signals(signum).name
+        self.stop_reason = self.stop_reason or name
+        current, main_hub = eventlet.getcurrent(), eventlet.hubs.get_hub()
+        if current is main_hub.greenlet or current.parent is None:
+            raise StopSignal(name)
+        main_hub.schedule_call_global(0, _raise, StopSignal(name))
+
     def stop(self) -> None:
+        LOG.info("ryute controller stopping (%s)", getattr(self, "stop_reason", None) or "closed")
+        for thread in getattr(self, "own_threads", []):
+            hub.kill(thread)  # the REST server closes its idle connections on the way out
+        self._stop_adapter()
         if self.plane.recorder is not None:
             self.plane.recorder.flush()  # the intervals since the last write
-        process = getattr(self, "adapter_process", None)
-        if process is not None and process.poll() is None:
-            process.terminate()
         super().stop()
+        LOG.info("ryute controller stopped")
+
+    def _stop_adapter(self, grace_s: float = 3.0) -> None:
+        process = getattr(self, "adapter_process", None)
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def _reload_model(self) -> None:
         spec = self.plane.model_spec
@@ -270,6 +312,56 @@ class RyuteApp(app_manager.OSKenApp):
                 self._schedule_topology_change()
             return
         self._send(self.plane.packet_in(dpid, in_port, data, Now.read()))
+
+
+def listen_where_configured(config: ControllerConfig) -> ControllerConfig:
+    """One OpenFlow address for os-ken's listener and for us, under ``osken-manager``.
+
+    ``ryute controller`` hands the config's address to os-ken itself. Under ``osken-manager`` the
+    config comes from ``$RYUTE_CONFIG``, and os-ken would listen on its own defaults (6653 and
+    6633) instead: its flags ``--ofp-listen-host``/``--ofp-tcp-listen-port`` win when given,
+    as options win over the file with ``ryute controller``; otherwise the file's address is
+    what os-ken listens on. os-ken reads these when its OpenFlow handler starts, which is
+    after every app is built."""
+    from os_ken import cfg
+    from os_ken.controller.controller import DEFAULT_OFP_HOST
+
+    conf = cfg.CONF
+    if conf.ofp_tcp_listen_port is not None:
+        config = config.replace(ofp_port=conf.ofp_tcp_listen_port)
+    else:
+        conf.set_override("ofp_tcp_listen_port", config.ofp_port)
+    if conf.ofp_listen_host != DEFAULT_OFP_HOST:
+        config = config.replace(ofp_host=conf.ofp_listen_host)
+    else:
+        conf.set_override("ofp_listen_host", config.ofp_host)
+    return config
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGINT or SIGTERM: stop the controller (``signal`` is the name, e.g. "SIGTERM")."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.signal = name
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process before exec: the kernel sends it SIGTERM when the process that
+    started it dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``; elsewhere the adapter's own
+    check of its parent pid remains)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:

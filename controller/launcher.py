@@ -91,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
                          "every one would be refused; use one or the other")
     if config.adapt and not config.model:
         raise ValueError("--adapt needs --model: adaptation fine-tunes a model")
-    serve(config)
-    return 0
+    stopped_by = serve(config)
+    return 130 if stopped_by == "SIGINT" else 0  # SIGTERM is a normal stop (systemd's too)
 
 
-def serve(config: ControllerConfig) -> None:
-    """Start os-ken with our app and block until it stops."""
+def serve(config: ControllerConfig) -> str | None:
+    """Start os-ken with our app and block until it stops; the signal that stopped it."""
     import warnings
     warnings.filterwarnings("ignore", message="\nEventlet is deprecated")  # os-ken's choice
     from os_ken.lib import hub
@@ -119,11 +119,15 @@ def serve(config: ControllerConfig) -> None:
     manager.load_apps(["controller.app"])
     contexts = manager.create_contexts()
     threads = manager.instantiate_apps(ryute_config=config, **contexts)
-    LOG.info("OpenFlow listening on %s:%d", config.ofp_host, config.ofp_port)
+    from controller.app import StopSignal
+
     try:
         hub.joinall(threads)
+    except StopSignal as stop:  # SIGINT or SIGTERM, see RyuteApp._on_stop_signal
+        return stop.signal
     finally:
         manager.close()
+    return None
 
 
 def bind_exclusively(kind: str, host: str, port: int, backlog: int = 128) -> socket.socket:

@@ -29,6 +29,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default, as in a terminal. A test run started in the background
+    of a shell ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class ControllerProcess:
     process: subprocess.Popen
@@ -104,7 +110,7 @@ def start_controller(folder: Path, started: list[ControllerProcess], *args: str,
     log = folder / f"controller-{len(started)}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=folder, env=environment, stdout=out,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=default_sigint)
     started.append(ControllerProcess(process, ofp_port, rest_port, log, command))
     return started[-1]
 
