@@ -47,9 +47,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +215,29 @@ class Split:
         val_start = length - n_test - n_val
         if val_start <= 0:
             raise ValueError(f"series of {length} intervals: nothing left to train on after "
-                             f"{n_val} validation and {n_test} test intervals")
+                             f"{n_val} validation and {n_test} test intervals; give smaller "
+                             f"--validation and --test (intervals, or shares such as "
+                             f"{SHORT_SPLIT[0]} and {SHORT_SPLIT[1]})")
         return cls((0, val_start), (val_start, length - n_test), (length - n_test, length))
+
+    @staticmethod
+    def fitted(config: TrainConfig, length: int) -> TrainConfig:
+        """``config``, with shares of the series held out instead of the default sizes when
+        those do not leave half of a short series to train on (sizes chosen by the user are
+        kept, and refused by :meth:`of` when they do not fit)."""
+        default = TrainConfig()
+        if (config.validation, config.test) != (default.validation, default.test):
+            return config
+        if length - count(config.validation, length) - count(config.test, length) >= length / 2:
+            return config
+        log.warning("series of %d intervals is short for the default %s validation and %s test "
+                    "intervals: holding out %s and %s instead (--validation and --test choose)",
+                    length, config.validation, config.test, *SHORT_SPLIT)
+        return replace(config, validation=SHORT_SPLIT[0], test=SHORT_SPLIT[1])
+
+
+SHORT_SPLIT = ("15%", "20%")
+"""Validation and test shares of a series too short for the default sizes."""
 
 
 @dataclass
@@ -413,7 +435,7 @@ class Trainer:
         """Run the recipe; returns the best agent on the validation slice."""
         c = self.config
         started = time.perf_counter()
-        writer = _Metrics(log_dir)
+        writer = _Metrics(log_dir, keep_until=self.epoch)
         bar = _bar(c.epochs, self.epoch, progress, "direct gradient", "epoch")
         while self.epoch < c.epochs:
             loss = self.train_epoch()
@@ -551,12 +573,18 @@ def _bar(total: int, initial: int, enabled: bool, desc: str, unit: str):
 class _Metrics:
     """Scalars to TensorBoard when it is installed, and always to ``metrics.jsonl``."""
 
-    def __init__(self, log_dir: Path | None):
+    def __init__(self, log_dir: Path | None, keep_until: int = 0):
+        """``keep_until``: the epoch a resumed run starts after; the records of a run from
+        scratch (0), or of a failed run's later epochs, are dropped, not repeated."""
         self.file = self.tb = None
         if log_dir is None:
             return
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.file = (log_dir / "metrics.jsonl").open("a")
+        path = log_dir / "metrics.jsonl"
+        kept = [line for line in (path.read_text().splitlines() if path.exists() else [])
+                if _before(line, keep_until)]
+        self.file = path.open("w")
+        self.file.writelines(line + "\n" for line in kept)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -581,6 +609,29 @@ class _Metrics:
                 handle.close()
 
 
+def _before(line: str, epoch: int) -> bool:
+    """A ``metrics.jsonl`` record of the direct-gradient stage up to ``epoch``."""
+    try:
+        record = json.loads(line)
+        return record.get("stage") == "direct" and int(record.get("step", epoch + 1)) <= epoch
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def writable_out(out: Path) -> None:
+    """Create the folder of the model file ``out``, or fail in one line before training."""
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"cannot write {out}: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot write {out}: cannot create {folder}: "
+                         f"{error.strerror or error}") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write {out}: {folder} is not writable")
+
+
 # ---------------------------------------------------------------------- entry points
 def train(
     topology: str,
@@ -597,13 +648,15 @@ def train(
     from topologies.traffic import load_series
 
     set_torch_threads()
+    out = Path(out)
+    writable_out(out)
     config = config or TrainConfig()
     graph = load_topology(topology)
     series = load_series(traffic, graph, steps=14 * 288, seed=config.seed)
+    config = Split.fitted(config, len(series))
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     trainer = Trainer(graph, series, config)
-    out = Path(out)
     checkpoint = out.with_name(out.stem + ".ckpt")
     if resume and checkpoint.exists():
         trainer.load_checkpoint(checkpoint)

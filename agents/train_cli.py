@@ -51,9 +51,12 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("--epochs", type=int, help="direct-gradient epochs (default: config)")
     p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
     p.add_argument("--validation", help="fluid: validation intervals before the test part (N or "
-                                        "P%%); mininet: intervals measured (default 8)")
+                                        "P%%; default 576, 15%% of a series that the default "
+                                        "576 + 576 would leave less than half of); mininet: "
+                                        "intervals measured (default 8)")
     p.add_argument("--test", help="held-out intervals at the end, never read (N or P%%; 0 for "
-                                  "a model trained on all data)")
+                                  "a model trained on all data; default 576, or 20%% of a "
+                                  "short series)")
     p.add_argument("--config", type=Path, help="JSON file of TrainConfig (fluid) or "
                                                "MininetTrainConfig (mininet) fields")
     p.add_argument("--log-dir", type=Path, help="metrics (and TensorBoard) directory "
