@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -72,8 +73,16 @@ class RyuteApp(app_manager.OSKenApp):
     def __init__(self, *args: Any, ryute_config: ControllerConfig | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # ryute controller hands os-ken and us one config; osken-manager, only $RYUTE_CONFIG
-        self.config = config = ryute_config or listen_where_configured(ControllerConfig.load())
+        if ryute_config is not None:  # ryute controller: one config for os-ken and us
+            self._set_up(ryute_config)
+            return
+        try:  # osken-manager: $RYUTE_CONFIG, and a bad one is one line, not os-ken's traceback
+            self._set_up(listen_where_configured(ControllerConfig.load()))
+        except ValueError as error:
+            raise SystemExit(f"ryute: error: {error}") from None
+
+    def _set_up(self, config: ControllerConfig) -> None:
+        self.config = config
         self.plane = ControlPlane(config, runner=green_runner, reader=self._read_agent)
         self.datapaths: dict[int, Any] = {}
         self.topology_change_pending = False
@@ -135,12 +144,15 @@ class RyuteApp(app_manager.OSKenApp):
                 and self.plane.view.state is not None):
             LOG.error("--adapt needs a model, a topology and the REST API; not started")
             return
-        if self.api_token is None:  # the adapter publishes through the authenticated API
-            self.api_token = new_api_token()
-            print(f"ryute: REST changes need 'Authorization: Bearer {self.api_token}'",
-                  file=sys.stderr, flush=True)
         host = "127.0.0.1" if self.config.rest_host in ("0.0.0.0", "::") else self.config.rest_host
         out_dir = run_dir("adapt", str(os.getpid()))
+        if self.api_token is None:  # the adapter publishes through the authenticated API
+            self.api_token = new_api_token()
+            token_file = write_private(out_dir / "api-token", self.api_token + "\n")
+            LOG.warning("--adapt: REST changes need the API token from now on (the adapter "
+                        "publishes its models through the API); it is in %s, e.g. "
+                        "'ryute mode active --token $(cat %s)' or RYUTE_API_TOKEN=...",
+                        token_file, token_file)
         command = [sys.executable, "-m", "agents.adapt_service",
                    "--url", f"http://{host}:{self.config.rest_port}",
                    "--topology", topology, "--model", model_spec,
@@ -336,6 +348,15 @@ def listen_where_configured(config: ControllerConfig) -> ControllerConfig:
     else:
         conf.set_override("ofp_listen_host", config.ofp_host)
     return config
+
+
+def write_private(path: Path, text: str) -> Path:
+    """``text`` in a new file only its owner can read (a secret: the API token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    return path
 
 
 class StopSignal(KeyboardInterrupt):

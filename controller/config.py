@@ -58,6 +58,11 @@ class ControllerConfig:
     None: the model's, hops without a model."""
     model: str | None = None
     """Model file of the agent, or "default" for the shipped model of the topology; None: none."""
+    allow_fallback_only: bool = False
+    """Start even when ``model`` cannot be loaded: the fallback decides alone, and the status
+    says "no model loaded". Off by default: a controller asked for an agent refuses to start
+    without it (one line naming the file), so that a typo or a bad file is seen at once, not
+    found weeks later in the decision log."""
     mode: str = "shadow"
     """shadow: the agent decides beside the fallback, only the fallback is installed;
     active: the agent's decision is installed while it is healthy."""

@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--path-method", dest="path_method", choices=PATH_METHODS,
                         help="how candidate paths are chosen (default hops)")
     parser.add_argument("--model", help="agent model file, or 'default' for the shipped model")
+    parser.add_argument("--allow-fallback-only", dest="allow_fallback_only",
+                        action="store_const", const=True, default=None,
+                        help="start even if --model cannot be loaded (the fallback decides "
+                             "alone; default: refuse to start)")
     parser.add_argument("--mode", choices=["shadow", "active", "external"],
                         help="start mode (default shadow; external: decisions through the API)")
     parser.add_argument("--api-token", dest="api_token",
@@ -68,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
-        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model", "mode",
+        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model",
+        "allow_fallback_only", "mode",
         "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
         "rollout_fraction", "rollout_step", "rollout_ingress")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"

@@ -164,10 +164,16 @@ class ControlPlane:
         return model_id
 
     def load_configured_model(self) -> None:
+        """The model of the configuration; one that cannot be loaded is a ``ValueError``
+        (the controller refuses to start), unless ``allow_fallback_only``."""
         if self.model_spec:
             try:
                 self.load_model(self.model_spec)
             except (ValueError, OSError) as error:
+                if not self.config.allow_fallback_only:
+                    raise ValueError(f"{error}; fix the model, or allow the fallback alone "
+                                     "(--allow-fallback-only, or allow_fallback_only = true "
+                                     "in the config file)") from None
                 LOG.error("agent not loaded, the fallback decides alone: %s", error)
 
     def _path_set_changed(self) -> None:

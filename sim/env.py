@@ -18,10 +18,10 @@ value function should bootstrap), never ``terminated``. Decision intervals are t
 before them. With ``failure_prob`` an episode has one physical link down (both directions), chosen
 among the links whose loss leaves every OD pair a live candidate path.
 
-Registered as ``ryute/TE-v0``: ``gymnasium.make("ryute/TE-v0", topology="abilene", traffic=...)``
-after ``import sim.env``, or without the import as ``gymnasium.make("sim.env:ryute/TE-v0", ...)``
-(gymnasium imports the module named before the colon; gymnasium 1.x has no plugin entry points).
-This is the only ``sim`` module that imports gymnasium.
+Registered as ``ryute/TE-v0`` by ``import sim`` (or ``import ryute``):
+``gymnasium.make("ryute/TE-v0", topology="abilene", traffic=...)``; without any import,
+``gymnasium.make("sim.env:ryute/TE-v0", ...)`` (gymnasium imports the module named before the
+colon).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import ArrayLike
 
+from sim import ENV_ID  # noqa: F401  (registered there; importers take it from here too)
 from sim.decision import Decision
 from sim.envs.encoding import DEFAULT_LOGIT_SCALE, Encoding
 from sim.loads import link_loads, mlu, od_demands, utilization
@@ -49,7 +50,6 @@ from topologies.traffic import TrafficSeries, load_series
 
 log = logging.getLogger(__name__)
 
-ENV_ID = "ryute/TE-v0"
 
 
 class TEEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -290,5 +290,3 @@ class TEEnv(gym.Env[np.ndarray, np.ndarray]):
                   time.perf_counter() - started)
 
 
-if ENV_ID not in gym.registry:  # re-imports must not warn about overriding
-    gym.register(id=ENV_ID, entry_point="sim.env:TEEnv")

@@ -246,6 +246,8 @@ def save_traffic(series: TrafficSeries, path: str | Path) -> Path:
                                      delete=False) as handle:
         try:
             np.savez_compressed(handle, **arrays)
+            # The temporary file is private (0600); the series is a file like any other.
+            os.chmod(handle.name, 0o666 & ~_umask())
         except BaseException:
             os.unlink(handle.name)
             raise
@@ -287,6 +289,13 @@ def join_series(sources: Sequence[str | Path]) -> TrafficSeries:
                              source=source_name)
     return TrafficSeries(np.concatenate([part.tm for part in parts]), first.nodes, (),
                          first.interval_s, source=source_name)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, and back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # -- SNDlib demand matrices ----------------------------------------------------------------

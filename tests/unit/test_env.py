@@ -81,13 +81,28 @@ def test_check_env_passes_without_warnings(ring_traffic, cache):
     assert [str(w.message) for w in caught] == []
 
 
+def test_make_after_import_sim(tmp_path):
+    """``import sim`` is enough for the registered id (issue 17: it needed ``import sim.env``)."""
+    code = (
+        "import sim, gymnasium\n"
+        "env = gymnasium.make('ryute/TE-v0', topology='ring:n=4', "
+        "traffic='synthetic:steps=20,seed=1', history=2, episode_length=4)\n"
+        "env.reset(seed=0)\n"
+    )
+    env = {"RYUTE_OPTIMA_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=False,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_make_without_import_and_import_boundaries(tmp_path):
-    """``module:id`` loads the env; the env pulls in no os-ken, the TE core no gymnasium."""
+    """``module:id`` loads the env; the env pulls in no os-ken, the TE core no torch and not
+    the environment's module (``import sim`` registers it, with gymnasium alone)."""
     code = (
         "import sys\n"
         "import sim.decision, sim.loads, sim.optimal, sim.paths, sim.policy, sim.state\n"
         "import sim.envs.encoding\n"
-        "assert 'gymnasium' not in sys.modules\n"
+        "assert 'torch' not in sys.modules and 'sim.env' not in sys.modules\n"
         "import gymnasium\n"
         "env = gymnasium.make('sim.env:ryute/TE-v0', topology='ring:n=4', "
         "traffic='synthetic:steps=20,seed=1', history=2, episode_length=4)\n"

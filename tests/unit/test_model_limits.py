@@ -213,12 +213,25 @@ def test_hot_swap_refuses_what_cannot_be_a_model_and_keeps_serving(controller, t
     ("list", [1], None),
     ("n-inputs", with_network(**{"class": "SplitNet", "n_inputs": 1e12, "hidden": [8]}), None),
 ])
-def test_a_crafted_model_at_start_leaves_the_fallback_alone(controller, tmp_path, name, metadata,
-                                                            manifest):
+def test_a_crafted_model_at_start_refuses_to_start(controller, tmp_path, name, metadata,
+                                                  manifest):
+    """The operator asked for an agent: starting without it would hide the mistake."""
     path = craft(tmp_path / f"{name}.zip", metadata, manifest)
-    ctl = controller("--model", str(path)).wait_ready()
+    ctl = controller("--model", str(path))
+    assert ctl.wait_exit() == 2
+    last = ctl.output().strip().splitlines()[-1]
+    assert str(path) in last and "--allow-fallback-only" in last
+    assert "Traceback" not in ctl.output()
+
+
+@pytest.mark.parametrize("model", ["absent.zip", "crafted"])
+def test_allow_fallback_only_starts_the_fallback_alone_and_says_so(controller, tmp_path, model):
+    path = tmp_path / model if model != "crafted" else craft(tmp_path / "sha.zip", None, {
+        "format": "ryute-model-1", "sha256": [1]})
+    ctl = controller("--model", str(path), "--allow-fallback-only").wait_ready()
     status = ctl.call("/te/v1/status")[1]
     assert status["model"] is None and status["source"] == "fallback"
+    assert status["health"]["reasons"] == ["no model loaded"]
     assert "agent not loaded, the fallback decides alone" in ctl.output()
     assert "Traceback" not in ctl.output()
 

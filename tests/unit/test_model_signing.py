@@ -85,7 +85,7 @@ def test_the_controller_loads_only_signed_models(controller, tmp_path, keys):
     private, folder, stranger = keys
     signed = signed_copy(tmp_path, private)
     ctl = controller("--model", str(DEFAULT_DIR / "abilene.zip"), "--trusted-keys", str(folder),
-                     env={"RYUTE_API_TOKEN": TOKEN}).wait_ready()
+                     "--allow-fallback-only", env={"RYUTE_API_TOKEN": TOKEN}).wait_ready()
     assert ctl.call("/te/v1/status")[1]["model"] is None  # unsigned: the fallback alone
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for bad, reason in ((tampered(signed, tmp_path / "t.zip"), "wrong signature"),
@@ -96,6 +96,13 @@ def test_the_controller_loads_only_signed_models(controller, tmp_path, keys):
     status, answer = ctl.call("/te/v1/model", "PUT", {"path": str(signed)}, auth)
     assert status == 200 and answer["signed"] is True
     assert ctl.call("/te/v1/status")[1]["model"].startswith("signed.zip:")
+
+
+def test_an_unsigned_model_at_start_refuses_to_start(controller, keys):
+    _, folder, _ = keys
+    ctl = controller("--model", str(DEFAULT_DIR / "abilene.zip"), "--trusted-keys", str(folder))
+    assert ctl.wait_exit() == 2
+    assert "not signed" in ctl.output().strip().splitlines()[-1]
 
 
 def test_a_bad_trusted_keys_setting_refuses_to_start(controller, tmp_path):

@@ -2,6 +2,7 @@
 the synthetic generator, the real shared series, and the ``ryute data`` CLI."""
 from __future__ import annotations
 
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -117,6 +118,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert back.source == str(path)
     back = load_traffic(save_traffic(series(2), tmp_path / "y.tm.npz"))
     assert back.times == () and back.interval_s is None
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_saved_series_have_the_permissions_of_the_umask(tmp_path, umask, mode):
+    """Like any file the user writes (a temporary file is created 0600)."""
+    old = os.umask(umask)
+    try:
+        path = save_traffic(series(2), tmp_path / "x.tm.npz")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
 
 
 def write_npz(path, **arrays):

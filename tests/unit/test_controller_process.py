@@ -1,6 +1,7 @@
-"""Stopping a real controller process (issue 17): Ctrl-C (SIGINT) and SIGTERM end it at once
-with a shutdown line, under ``ryute controller`` and ``osken-manager``, and the adapter child
-ends with its parent, even when the parent is killed."""
+"""A real controller process as an operator meets it (issue 17): Ctrl-C (SIGINT) and SIGTERM
+end it at once with a shutdown line, under ``ryute controller`` and ``osken-manager``; the
+adapter child ends with its parent, even a killed one; a model that cannot be loaded, an
+OpenFlow address in ``$RYUTE_CONFIG`` and the token of ``--adapt``."""
 from __future__ import annotations
 
 import os
@@ -131,3 +132,32 @@ def test_the_adapter_ends_with_its_controller(controller, signum):
     ctl.process.send_signal(signum)
     ctl.wait_exit(timeout_s=STOP_WITHIN_S)
     assert _wait_gone(adapter, STOP_WITHIN_S), f"adapter {adapter} outlived its controller"
+
+
+def test_a_model_that_cannot_be_loaded_under_osken_manager_is_one_line(tmp_path):
+    ctl = _osken_manager(tmp_path, f'topology = "abilene"\nmodel = "absent.zip"\n'
+                                   f'ofp_port = {free_port()}\nrest_port = {free_port()}\n')
+    try:
+        assert ctl.wait_exit() != 0
+        last = ctl.output().strip().splitlines()[-1]
+        assert "absent.zip" in last and "--allow-fallback-only" in last
+        assert "Traceback" not in ctl.output()
+    finally:
+        ctl.stop()
+
+
+@pytest.mark.slow
+def test_adapt_on_loopback_says_where_its_token_is(controller):
+    """--adapt needs a token for its own model changes; the operator is told where it is, and
+    it is what ``ryute mode`` then needs."""
+    ctl = controller("--model", "default", "--adapt").wait_ready(timeout_s=60)
+    found = re.search(r"it is in (\S+), e\.g\. 'ryute mode active --token", ctl.output())
+    assert found, ctl.output()
+    token_file = ctl.log.parent / found.group(1)
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert ctl.call("/te/v1/mode", "PUT", {"mode": "active"})[0] == 401
+    status, answer = ctl.call("/te/v1/mode", "PUT", {"mode": "active"},
+                              {"Authorization": f"Bearer {token}"})
+    assert (status, answer["mode"]) == (200, "active")
+    assert token not in ctl.output()  # in the file, not in the log
