@@ -37,6 +37,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sndlib.add_argument("--out", required=True, metavar="OUT.tm.npz")
     sndlib.set_defaults(func=data_import_sndlib)
 
+    flows = commands.add_parser(
+        "import", help="convert flow exports (nfdump, pmacct) or SNDlib files to .tm.npz",
+        description="Aggregate flow records into OD matrices by ingress and egress node "
+        "(--mapping: router addresses and prefixes to nodes; docs/formats.md), or read SNDlib "
+        "demand files. Formats: nfdump (`nfdump -o csv` output), pmacct (print plugin, "
+        "print_output csv or json), sndlib (as import-sndlib).")
+    flows.add_argument("src", nargs="+", metavar="SRC",
+                       help="files, or folders of files (sndlib: one folder or archive)")
+    flows.add_argument("--format", required=True, choices=("nfdump", "pmacct", "sndlib"))
+    _add_topology(flows)
+    flows.add_argument("--mapping", metavar="MAP.json",
+                       help="nfdump, pmacct: {\"routers\": {ADDRESS: NODE}, \"prefixes\": "
+                            "{PREFIX: NODE}}")
+    flows.add_argument("--interval", type=int, default=300,
+                       help="nfdump, pmacct: seconds per matrix (default 300)")
+    flows.add_argument("--sampling-rate", type=float, default=1.0, dest="sampling_rate",
+                       help="nfdump, pmacct: multiply the bytes by this (1 in N packet "
+                            "sampling not yet scaled by the collector; default 1)")
+    flows.add_argument("--out", required=True, metavar="OUT.tm.npz")
+    flows.set_defaults(func=data_import)
+
     synthetic = commands.add_parser(
         "synthetic", help="generate a seeded synthetic series",
         description="Gravity model with a diurnal cycle, bursts and noise; --load is the mean "
@@ -149,6 +170,30 @@ def data_import_sndlib(args: argparse.Namespace) -> int:
     path = save_traffic(series, args.out)
     print(f"wrote {path}: {len(series)} matrices, {len(series.nodes)} nodes, "
           f"{int(series.valid_mask.sum())} with measurements")
+    return 0
+
+
+def data_import(args: argparse.Namespace) -> int:
+    from topologies.traffic import TrafficError, save_traffic
+
+    if args.format == "sndlib":
+        if len(args.src) != 1 or args.mapping:
+            raise TrafficError("--format sndlib takes one folder or archive and no --mapping")
+        args.src = args.src[0]
+        return data_import_sndlib(args)
+    if not args.mapping:
+        raise TrafficError(f"--format {args.format} needs --mapping (router addresses and "
+                           "prefixes to nodes; see docs/formats.md)")
+    from topologies.flows import import_flows
+
+    graph = _load(args)
+    series, report = import_flows(args.format, args.src, args.mapping,
+                                  [str(node) for node in graph.nodes], args.interval,
+                                  args.sampling_rate)
+    path = save_traffic(series, args.out)
+    print(f"wrote {path}: {len(series)} matrices of {series.interval_s} s from "
+          f"{series.times[0]}, {len(series.nodes)} nodes, {int(series.valid_mask.sum())} with "
+          f"traffic; {report.summary()}")
     return 0
 
 
