@@ -4,7 +4,8 @@ first-party imports form no cycle, and no module below ``lab/`` starts ``python 
 or ``python -m lab...`` (an upward dependency that an import scan alone does not see).
 
 Every import counts, also those inside functions and under ``TYPE_CHECKING``: a lazy import is
-still a dependency. ``tests/`` and ``benchmarks/`` may import anything.
+still a dependency. ``tests/`` and ``benchmarks/`` may import anything, and so may ``ryute``
+(the public API over all the layers), which no layer imports.
 """
 from __future__ import annotations
 
@@ -166,6 +167,17 @@ def test_first_party_imports_form_no_cycle():
     _, _, graph = violations(ROOT)
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_no_layer_imports_the_public_api():
+    """``ryute`` (the public API) re-exports from every layer, above all of them: a layer that
+    imported it would depend on every layer above its own."""
+    found = modules(ROOT)
+    users = [name for name, path in found.items()
+             if any(target.split(".")[0] == "ryute" for target in imported(
+                 ast.parse(path.read_text()), name, set(found)))]
+    assert users == []
+    assert (ROOT / "ryute" / "__init__.py").is_file()
 
 
 def test_every_layer_is_scanned():
