@@ -37,7 +37,7 @@ typecheck: venv
 	$(PY) -m mypy
 
 lint: venv
-	$(VENV)/bin/ruff check controller agents sim topologies lab tests benchmarks
+	$(VENV)/bin/ruff check controller agents sim topologies lab ryute tests benchmarks
 
 clean-venv:
 	rm -rf $(VENV)
