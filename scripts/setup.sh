@@ -44,7 +44,7 @@ setup_venv() {
     fi
     log "installing ryute and its dependencies into $VENV"
     # torch is pinned to the CPU build in pyproject.toml; an unpinned torch pulls CUDA.
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT[dev,cluster]"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT[dev,cluster,tensorboard]"
     echo "$want" > "$stamp"
 }
 

@@ -86,3 +86,17 @@ def test_sizes_given_that_do_not_fit_name_the_options(workdir, capsys):
     assert _train("--epochs", "1", "--validation", "200", "--test", "100") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--validation" in err[0] and "--test" in err[0]
+
+
+def test_log_dir_gets_tensorboard_events(workdir):
+    """The tensorboard extra (scripts/setup.sh installs it) makes --log-dir write event files
+    beside metrics.jsonl, with the epochs' scalars in them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert _train("--epochs", "2", "--validation", "40", "--test", "40",
+                  "--log-dir", "runs/tb") == 0
+    events = EventAccumulator(str(workdir / "runs" / "tb"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("direct/loss")] == [1, 2]
+    assert (workdir / "runs" / "tb" / "metrics.jsonl").is_file()
+
