@@ -59,6 +59,7 @@ class Evaluation:
             "ratio": {"mean": _stat(np.mean, ratios), **{
                 name: _stat(lambda r, q=q: np.percentile(r, q), ratios)
                 for name, q in QUANTILES.items()}, "max": _stat(np.max, ratios)},
+            "mlu": _mlu_summary(self.mlu[method]),
             "decision_ms": {"mean": _stat(np.mean, times),
                             "p99": _stat(lambda r: np.percentile(r, 99), times)},
             "per_tm": _nullable(self.mlu[method]),
@@ -70,6 +71,7 @@ class Evaluation:
             "intervals": self.intervals.tolist(),
             "times": list(self.times),
             "optimal": _nullable(self.optimal),
+            "optimal_mlu": _mlu_summary(self.optimal),
             "methods": {name: self.summary(name) for name in self.mlu},
         }
         if self.optimal_candidates is not None:
@@ -77,6 +79,12 @@ class Evaluation:
             ratio = self.optimal_candidates / self.optimal
             document["optimal_candidates_ratio_max"] = _stat(np.max, ratio[np.isfinite(ratio)])
         return document
+
+
+def _mlu_summary(values: np.ndarray) -> dict[str, float | None]:
+    """Mean and max of the absolute MLU over the intervals with a measurement."""
+    values = values[np.isfinite(values)]
+    return {"mean": _stat(np.mean, values), "max": _stat(np.max, values)}
 
 
 def _stat(function: Callable, values: np.ndarray) -> float | None:
@@ -307,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(document, indent=1))
         print(f"JSON written to {args.json}")
     if args.plot:
-        plot_cdf(result, args.plot)
+        plot_cdf(result, args.plot, title=plot_title(document, args, len(result.intervals)))
         print(f"plot written to {args.plot}")
     return 0
 
@@ -342,24 +350,37 @@ def run_failures(graph: nx.DiGraph, series: TrafficSeries, path_set: PathSet,
 
 def format_table(document: Mapping[str, Any]) -> str:
     header = (f"{'method':10} {'mean':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
-              f" {'ms mean':>8} {'ms p99':>8}   (ratio = MLU / optimal MLU)")
+              f" {'ms mean':>8} {'ms p99':>8} {'MLU mean':>9} {'MLU max':>8}"
+              "   (ratio = MLU / optimal MLU)")
     lines = [header, "-" * len(header)]
     for name, summary in document["methods"].items():
         ratio, ms = summary["ratio"], summary["decision_ms"]
         cells = [_cell(ratio[key], 3) for key in ("mean", "p50", "p90", "p99", "max")]
         cells += [_cell(ms[key], 2, 8) for key in ("mean", "p99")]
+        cells += [_cell(summary["mlu"]["mean"], 4, 9), _cell(summary["mlu"]["max"], 4, 8)]
         lines.append(f"{name:10} " + " ".join(cells))
+    optimum = document["optimal_mlu"]
+    lines.append(f"{'optimal':10} " + " ".join([_cell(1.0, 3)] * 5 + [f"{'-':>8}"] * 2 + [
+        _cell(optimum["mean"], 4, 9), _cell(optimum["max"], 4, 8)]))
     if "optimal_candidates_ratio_max" in document:
         lines.append(f"optimum over the candidate paths / all-paths optimum: max "
                      f"{_cell(document['optimal_candidates_ratio_max'], 6).strip()}")
     return "\n".join(lines)
 
 
+def plot_title(document: Mapping[str, Any], args: argparse.Namespace, intervals: int) -> str:
+    """What a plot shows: topology, traffic, model (when the agent is in it), intervals."""
+    parts = [f"{document['topology']}", f"traffic {Path(str(document['traffic'])).name}"]
+    if "agent" in document["methods"]:
+        parts.append(f"model {args.model}" + (" (adapting)" if args.adapt else ""))
+    return ", ".join(parts + [f"{intervals} intervals"])
+
+
 def _cell(value: float | None, digits: int, width: int = 7) -> str:
     return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
-def plot_cdf(result: Evaluation, path: Path) -> None:
+def plot_cdf(result: Evaluation, path: Path, title: str | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -373,6 +394,8 @@ def plot_cdf(result: Evaluation, path: Path) -> None:
     axes.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
     axes.grid(alpha=0.3)
     axes.legend()
+    if title:
+        axes.set_title(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -647,6 +647,7 @@ def train(
     from topologies.catalog import load_topology
     from topologies.traffic import load_series
 
+    started = time.perf_counter()
     set_torch_threads()
     out = Path(out)
     writable_out(out)
@@ -672,6 +673,8 @@ def train(
                         check)
             dtype = "float32"
         metadata["weights_check"] = {"validation_objective": check, "stored": dtype}
+    # The whole run, with the data preparation (LP optima of every sample) fit() does not see.
+    metadata["training"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     save_model(out, agent, metadata, weights_dtype=dtype)
     checkpoint.unlink(missing_ok=True)
     log.info("model written to %s (validation %s, %.0f s)", out, trainer.stage_scores,

@@ -44,11 +44,40 @@ def test_hand_computed_ratios_and_json_schema(tmp_path):
     lp_last = result["methods"]["lp_last"]
     # Decides from the previous measured matrix (8 at t=1, 8 at t=3): an even split is optimal.
     assert lp_last["per_tm"] == pytest.approx([0.4, None, 0.2], nan_ok=True)
+    assert sp["mlu"] == pytest.approx({"mean": 0.6, "max": 0.8})  # absolute, beside the ratio
+    assert result["optimal_mlu"] == pytest.approx({"mean": 0.3, "max": 0.4})
     for summary in result["methods"].values():
         assert set(summary["ratio"]) == {"mean", "p50", "p90", "p99", "max"}
         assert set(summary["decision_ms"]) == {"mean", "p99"}
         assert summary["decision_ms"]["mean"] >= 0
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_the_table_prints_absolute_mlu_beside_the_ratios(tmp_path, capsys):
+    topology, traffic = write_case(tmp_path, [8.0, 8.0, 0.0, 4.0])
+    assert main(["evaluate", "--topology", topology, "--traffic", traffic,
+                 "--methods", "sp"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in ("sp", "optimal")}
+    assert rows["sp"][1] == "2.000" and rows["sp"][-2:] == ["0.6000", "0.8000"]
+    assert rows["optimal"][-2:] == ["0.3000", "0.4000"]
+
+
+def test_the_plot_is_titled_with_what_it_shows(tmp_path):
+    from agents.evaluate import plot_title
+    from lab.cli import build_parser
+
+    topology, traffic = write_case(tmp_path, [8.0, 8.0, 0.0, 4.0])
+    argv = ["evaluate", "--topology", topology, "--traffic", traffic, "--methods", "sp",
+            "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    document = json.loads((tmp_path / "r.json").read_text())
+    title = plot_title(document, build_parser().parse_args(argv), len(document["intervals"]))
+    assert title == "triangle, traffic series.tm.npz, 3 intervals"
+    document["methods"]["agent"] = {}
+    args = build_parser().parse_args([*argv, "--model", "m.zip", "--adapt"])
+    assert plot_title(document, args, 3) == ("triangle, traffic series.tm.npz, model m.zip "
+                                             "(adapting), 3 intervals")
 
 
 def test_last_selects_the_end_of_the_series():

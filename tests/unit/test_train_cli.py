@@ -100,3 +100,16 @@ def test_log_dir_gets_tensorboard_events(workdir):
     assert [event.step for event in events.Scalars("direct/loss")] == [1, 2]
     assert (workdir / "runs" / "tb" / "metrics.jsonl").is_file()
 
+
+def test_train_reports_its_wall_time_with_the_data_preparation(workdir, capsys):
+    import time
+
+    started = time.perf_counter()
+    assert _train("--epochs", "1", "--validation", "40", "--test", "40") == 0
+    elapsed = time.perf_counter() - started
+    from agents.model_file import read_model
+
+    training = read_model(workdir / "models" / "x.zip")[0]["training"]
+    assert training["seconds"] <= training["wall_seconds"] <= elapsed + 0.1
+    assert f"in {training['wall_seconds']:.0f} s (training" in capsys.readouterr().out
+
