@@ -123,7 +123,9 @@ class RyuteApp(app_manager.OSKenApp):
                      self.config.rest_port, OPENAPI.path)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
-        LOG.info("OpenFlow listening on %s:%d", self.config.ofp_host, self.config.ofp_port)
+        LOG.info("OpenFlow listening on %s:%d%s", self.config.ofp_host, self.config.ofp_port,
+                 (" (TLS, switch certificates checked)" if self.config.ofp_tls_ca else " (TLS)")
+                 if self.config.ofp_tls_cert else "")
         if self.config.adapt:
             self._start_adaptation()
         return thread
@@ -347,6 +349,16 @@ def listen_where_configured(config: ControllerConfig) -> ControllerConfig:
         config = config.replace(ofp_host=conf.ofp_listen_host)
     else:
         conf.set_override("ofp_listen_host", config.ofp_host)
+    from controller.launcher import check_tls, green_tls
+
+    if conf.ctl_cert is None and config.ofp_tls_cert:  # TLS from the file, on the same port
+        check_tls(config)
+        for name, value in (("ctl_cert", config.ofp_tls_cert), ("ctl_privkey", config.ofp_tls_key),
+                            ("ca_certs", config.ofp_tls_ca),
+                            ("ofp_ssl_listen_port", config.ofp_port)):
+            conf.set_override(name, value)
+    if conf.ctl_cert is not None:  # from the file or from os-ken's own flags
+        green_tls()
     return config
 
 

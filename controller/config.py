@@ -33,6 +33,14 @@ class ControllerConfig:
     """Address the OpenFlow listener binds to."""
     ofp_port: int = 6653
     """OpenFlow TCP port (IANA 6653)."""
+    ofp_tls_cert: str | None = None
+    """OpenFlow over TLS: the controller's certificate (PEM); with ``ofp_tls_key``, the
+    OpenFlow port speaks TLS only (switches: ``ovs-vsctl set-controller br0 ssl:HOST:PORT``)."""
+    ofp_tls_key: str | None = None
+    """The private key of ``ofp_tls_cert`` (PEM)."""
+    ofp_tls_ca: str | None = None
+    """CA certificate(s) (PEM) that switch certificates must be signed by: with it, a switch
+    without such a certificate is refused (mutual TLS); without it, any switch may connect."""
     rest_host: str = "127.0.0.1"
     """Address of the REST API; loopback by default so nothing is exposed by accident."""
     rest_port: int = 8080
@@ -133,6 +141,10 @@ class ControllerConfig:
             problems.append("link_timeout_s must exceed lldp_interval_s")
         if not 0 < self.cookie < 2**64:
             problems.append("cookie must be a non-zero 64-bit integer")
+        if (self.ofp_tls_cert is None) != (self.ofp_tls_key is None):
+            problems.append("ofp_tls_cert and ofp_tls_key go together")
+        if self.ofp_tls_ca is not None and self.ofp_tls_cert is None:
+            problems.append("ofp_tls_ca needs ofp_tls_cert and ofp_tls_key")
         problems += self._rollout_problems()
         token_problem = api_token_problem(self.api_token)
         if token_problem:

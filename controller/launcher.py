@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--topology", help="catalog name or topology file of the network")
     parser.add_argument("--ofp-host", help="OpenFlow listen address (default 0.0.0.0)")
     parser.add_argument("--ofp-port", type=int, help="OpenFlow listen port (default 6653)")
+    parser.add_argument("--ofp-tls-cert", dest="ofp_tls_cert",
+                        help="OpenFlow over TLS: the controller's certificate (PEM)")
+    parser.add_argument("--ofp-tls-key", dest="ofp_tls_key",
+                        help="OpenFlow over TLS: its private key (PEM)")
+    parser.add_argument("--ofp-tls-ca", dest="ofp_tls_ca",
+                        help="OpenFlow over TLS: accept only switches whose certificate this "
+                             "CA signed (PEM)")
     parser.add_argument("--rest-host", help="REST API address (default 127.0.0.1)")
     parser.add_argument("--rest-port", type=int, help="REST API port, 0 disables (default 8080)")
     parser.add_argument("--poll-interval", type=float, dest="poll_interval_s",
@@ -71,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
-        "topology", "ofp_host", "ofp_port", "rest_host", "rest_port",
+        "topology", "ofp_host", "ofp_port", "ofp_tls_cert", "ofp_tls_key", "ofp_tls_ca",
+        "rest_host", "rest_port",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model",
         "allow_fallback_only", "mode",
         "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if config.topology:
         from topologies.catalog import load_topology
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
+    check_tls(config)  # unreadable or mismatched files fail here, in one line
     if config.trusted_keys:
         from agents.model_signing import load_trusted_keys
         load_trusted_keys(config.trusted_keys)  # a bad key file fails here, in one line
@@ -118,8 +127,10 @@ def serve(config: ControllerConfig) -> str | None:
     hub.listen = _prebound_listen(listeners)
 
     cfg.CONF(args=["--ofp-listen-host", config.ofp_host,
-                   "--ofp-tcp-listen-port", str(config.ofp_port)],
+                   "--ofp-tcp-listen-port", str(config.ofp_port), *tls_flags(config)],
              project="os_ken", default_config_files=[])
+    if config.ofp_tls_cert:
+        green_tls()
     manager = AppManager.get_instance()
     manager.load_apps(["controller.app"])
     contexts = manager.create_contexts()
@@ -133,6 +144,47 @@ def serve(config: ControllerConfig) -> str | None:
     finally:
         manager.close()
     return None
+
+
+def tls_flags(config: ControllerConfig) -> list[str]:
+    """os-ken's options for OpenFlow over TLS: with a certificate, its OpenFlow listener on
+    ``ofp_port`` speaks TLS only (os-ken's ``ctl_privkey``, ``ctl_cert``, ``ca_certs``)."""
+    if config.ofp_tls_cert is None or config.ofp_tls_key is None:
+        return []
+    flags = ["--ctl-privkey", config.ofp_tls_key, "--ctl-cert", config.ofp_tls_cert,
+             "--ofp-ssl-listen-port", str(config.ofp_port)]
+    return flags + (["--ca-certs", config.ofp_tls_ca] if config.ofp_tls_ca else [])
+
+
+def green_tls() -> None:
+    """os-ken's TLS listener with eventlet's SSL sockets.
+
+    os-ken patches threads only (``hub.patch(thread=True)``), not ``socket``/``ssl``, so its
+    server wraps its green sockets in the standard library's ``SSLContext``: the handshake
+    completes, then the non-blocking reads and writes stall and no switch gets past HELLO. Its
+    controller module gets eventlet's ``ssl`` (the same names, green sockets), nothing else."""
+    from eventlet.green import ssl as green_ssl
+    from os_ken.controller import controller as ofp_controller
+
+    ofp_controller.ssl = green_ssl
+
+
+def check_tls(config: ControllerConfig) -> None:
+    """The TLS files can be used: read, the key matches the certificate, the CA parses."""
+    if config.ofp_tls_cert is None or config.ofp_tls_key is None:
+        return
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.ofp_tls_cert, config.ofp_tls_key)
+        if config.ofp_tls_ca:
+            context.load_verify_locations(config.ofp_tls_ca)
+    except (OSError, ssl.SSLError) as error:
+        files = ", ".join(f for f in (config.ofp_tls_cert, config.ofp_tls_key, config.ofp_tls_ca)
+                          if f)
+        raise ValueError(f"OpenFlow TLS: cannot use {files}: "
+                         f"{getattr(error, 'strerror', None) or error}") from None
 
 
 def bind_exclusively(kind: str, host: str, port: int, backlog: int = 128) -> socket.socket:
