@@ -44,6 +44,7 @@ from controller.openflow import Send
 from controller.plane import ControlPlane, Now, read_agent
 from controller.resources import Resources
 from controller.rest import RestApi, Route, serve
+from controller.tls import check_tls, green_tls
 from sim.runs import run_dir
 
 LOG = logging.getLogger("ryute.controller")
@@ -349,8 +350,6 @@ def listen_where_configured(config: ControllerConfig) -> ControllerConfig:
         config = config.replace(ofp_host=conf.ofp_listen_host)
     else:
         conf.set_override("ofp_listen_host", config.ofp_host)
-    from controller.launcher import check_tls, green_tls
-
     if conf.ctl_cert is None and config.ofp_tls_cert:  # TLS from the file, on the same port
         check_tls(config)
         for name, value in (("ctl_cert", config.ofp_tls_cert), ("ctl_privkey", config.ofp_tls_key),
