@@ -1,7 +1,7 @@
 """OpenFlow over TLS (issue 17) against a real ``ryute controller`` process: the OpenFlow port
 speaks TLS only, greets a TLS client with an OpenFlow 1.3 HELLO, and with ``--ofp-tls-ca``
 accepts only switches whose certificate that CA signed. (With Open vSwitch's ``ssl:``:
-tests/integration/test_openflow_tls.py.)"""
+tests/integration/test_ovs_tls.py.)"""
 from __future__ import annotations
 
 import socket
