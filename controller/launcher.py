@@ -81,8 +81,8 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "ofp_tls_cert", "ofp_tls_key", "ofp_tls_ca",
         "rest_host", "rest_port",
-        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "model",
-        "allow_fallback_only", "mode",
+        "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "path_method",
+        "model", "allow_fallback_only", "mode",
         "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
         "rollout_fraction", "rollout_step", "rollout_ingress")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"

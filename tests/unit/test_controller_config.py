@@ -108,6 +108,21 @@ def test_generated_api_tokens_survive_a_command_line():
         assert parser.parse_args(["mode", "active", "--token", token]).token == token
 
 
+def test_every_option_of_ryute_controller_reaches_the_config(monkeypatch):
+    """An option parsed but not handed on is silently ignored (--path-method was)."""
+    from controller.launcher import config_from_args
+    from lab.cli import build_parser
+
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+    args = build_parser().parse_args(["controller", "--path-method", "te", "--paths-k", "8",
+                                      "--allow-fallback-only", "--ofp-tls-cert", "c.pem",
+                                      "--ofp-tls-key", "k.pem", "--record", "rec"])
+    config = config_from_args(args)
+    assert (config.path_method, config.paths_k, config.allow_fallback_only) == ("te", 8, True)
+    assert (config.ofp_tls_cert, config.ofp_tls_key, config.record_dir) == ("c.pem", "k.pem",
+                                                                             "rec")
+
+
 def test_every_path_method_of_the_core_is_a_controller_option_and_no_other(monkeypatch):
     from sim.paths import METHODS
 
