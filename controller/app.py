@@ -400,8 +400,9 @@ def off_hub(function, *args: Any, deadline_s: float, what: str) -> Any:
     """``function(*args)`` in a worker thread, waited for at most ``deadline_s``, when running
     on os-ken's eventlet hub: reading a model file must not stall OpenFlow and REST, which the
     hub also serves. A late call finishes in the background and its result is dropped. Off
-    the hub (the app in a test, without eventlet's patches) it is a plain call."""
-    if not eventlet.patcher.is_monkey_patched("socket"):
+    the hub (the app in a test, without eventlet's patches) it is a plain call. os-ken patches
+    threads only (``hub.patch(thread=True)``), so that is what tells the hub is there."""
+    if not eventlet.patcher.is_monkey_patched("thread"):
         return function(*args)
     tpool.setup()
     try:
