@@ -24,9 +24,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds per replayed matrix (default 10)")
     parser.add_argument("--duration", type=float, default=60.0,
                         help="replayed seconds per phase (default 60)")
+    parser.add_argument("--keep", type=float, default=None, metavar="SECONDS",
+                        help="keep the network, the controller and its dashboard up this long "
+                             "at the end (default 180 in a terminal, 0 otherwise)")
     parser.add_argument("--out-dir", type=Path, default=runs_root() / "demo",
                         help="where the JSON and the plot go (default runs/demo, see sim.runs)")
     parser.set_defaults(func=run)
+
+
+def keep_seconds(keep: float | None) -> float:
+    """``--keep``, else a few minutes for someone at a terminal and none for a script or CI."""
+    if keep is not None:
+        if keep < 0:
+            raise ValueError(f"--keep must be >= 0 seconds, got {keep:g}")
+        return keep
+    return 180.0 if sys.stdin.isatty() and sys.stdout.isatty() else 0.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         duration_s=args.duration, model="default", phases=("shadow", "active"),
         mtu=9000,  # jumbo frames: the userspace datapath's cost is per packet
         json_out=args.out_dir / "demo.json", plot_out=args.out_dir / "mlu.png",
-        run_dir=run_dir)
+        run_dir=run_dir, keep_s=keep_seconds(args.keep))
     try:
         run_emulation(config)
     except TestbedError as error:

@@ -97,6 +97,9 @@ class EmulationConfig:
     json_out: Path | None = None
     plot_out: Path | None = None
     run_dir: Path | None = None
+    keep_s: float = 0.0
+    """After the last phase, keep the network and the controller up this long (Ctrl-C ends it
+    sooner), so the dashboard and the REST API can be looked at."""
 
     @property
     def poll_s(self) -> float:
@@ -420,6 +423,7 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
                 phases[phase] = analyse_phase(run, plan, path_set, path_set.edges)
                 phases[phase]["summary"]["fallback_only"] = model_id is None
                 _print_phase(phase, phases[phase], say)
+            keep_up(testbed, config.keep_s, say)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     result = {
@@ -447,6 +451,18 @@ def run_emulation(config: EmulationConfig, say=print) -> dict[str, Any]:
     if comparison:
         say(f"Mean measured MLU: {comparison['text']}")
     return result
+
+
+def keep_up(testbed, seconds: float, say) -> None:
+    """Leave the network and the controller running ``seconds`` (Ctrl-C: at once)."""
+    if seconds <= 0:
+        return
+    say(f"\nKeeping the network and the controller up for {seconds:g} s (Ctrl-C ends it): "
+        f"dashboard {testbed.rest_url}/, `ryute status --url {testbed.rest_url}`")
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        say("stopping")
 
 
 def _compare(phases: dict[str, dict]) -> dict[str, Any] | None:
@@ -573,6 +589,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="PNG of the measured MLU over time per phase")
     parser.add_argument("--run-dir", type=Path,
                         help="schedules, reports, logs (default runs/emulate/<time>-<pid>)")
+    parser.add_argument("--keep", type=float, default=0.0, dest="keep_s", metavar="SECONDS",
+                        help="keep the network and the controller (its dashboard) up this long "
+                             "after the last phase (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -583,6 +602,8 @@ def config_from_args(args: argparse.Namespace) -> EmulationConfig:
         raise ValueError(f"phases must be shadow and/or active, got {args.phases!r}")
     if args.interval_s <= 0 or args.duration_s < args.interval_s:
         raise ValueError("--interval must be > 0 and --duration at least one interval")
+    if args.keep_s < 0:
+        raise ValueError(f"--keep must be >= 0 seconds, got {args.keep_s:g}")
     return EmulationConfig(
         topology=args.topology, traffic=args.traffic, capacity_scale=args.capacity_scale,
         interval_s=args.interval_s, duration_s=args.duration_s, start=args.start,
@@ -590,7 +611,8 @@ def config_from_args(args: argparse.Namespace) -> EmulationConfig:
         model=None if args.model in ("none", "") else args.model, phases=phases,
         poll_interval_s=args.poll_interval_s, warmup_s=args.warmup_s, flows=args.flows,
         payload=args.payload, mtu=args.mtu, switch_prefix=args.switch_prefix, host_prefix=args.host_prefix,
-        json_out=args.json_out, plot_out=args.plot_out, run_dir=args.run_dir)
+        json_out=args.json_out, plot_out=args.plot_out, run_dir=args.run_dir,
+        keep_s=args.keep_s)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -67,3 +67,37 @@ def test_decisions_held_over_a_transient_fault_count_as_the_agents():
     assert counts["agent_untrusted_reasons"] == ["decision slower than the 50 ms budget",
                                                  "input drift: x"]
     assert sources_text({"agent": 2, "agent-held": 1, "blend": 1, "fallback": 3}) == "a2,h1,b1,f3"
+
+
+def test_the_demo_keeps_its_network_up_only_for_someone_at_a_terminal(monkeypatch):
+    from lab.demo import keep_seconds
+
+    assert keep_seconds(30.0) == 30.0 and keep_seconds(0.0) == 0.0
+    with pytest.raises(ValueError, match="--keep must be >= 0"):
+        keep_seconds(-1.0)
+    for tty, expected in ((True, 180.0), (False, 0.0)):  # CI and scripts never wait
+        monkeypatch.setattr("sys.stdin.isatty", lambda: tty)
+        monkeypatch.setattr("sys.stdout.isatty", lambda: tty)
+        assert keep_seconds(None) == expected
+
+
+def test_keep_up_waits_and_ctrl_c_ends_it_early(monkeypatch):
+    import time
+
+    from lab.emulate import keep_up
+
+    class Bed:
+        rest_url = "http://127.0.0.1:8080"
+
+    said = []
+    started = time.monotonic()
+    keep_up(Bed(), 0.3, said.append)
+    assert time.monotonic() - started >= 0.3 and "dashboard http://127.0.0.1:8080/" in said[0]
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(time, "sleep", interrupted)
+    keep_up(Bed(), 60, said.append)  # returns: the testbed is then torn down as usual
+    assert said[-1] == "stopping"
+    keep_up(Bed(), 0, said.append)
+    assert said[-1] == "stopping"  # nothing said when there is nothing to keep
