@@ -1,6 +1,7 @@
 """Operator commands against a running controller's REST API, and the shadow-run report.
 
-``ryute status``, ``ryute mode shadow|active``, ``ryute decisions`` talk to ``--url``
+``ryute status``, ``ryute mode shadow|active``, ``ryute decisions``, ``ryute links``,
+``ryute paths``, ``ryute traffic`` talk to ``--url``
 (default ``$RYUTE_URL`` or http://127.0.0.1:8080) through the one REST client
 (:class:`api.client.ControllerClient`) with ``--token`` (default ``$RYUTE_API_TOKEN``);
 human-readable output by default, ``--json`` for scripts. ``ryute shadow-report FILE`` reads a
@@ -12,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,9 @@ from typing import Any
 from api import endpoints
 from api.client import DEFAULT_URL, ApiError, ControllerClient
 from controller.cli_errors import CliError
+
+COMMANDS = ("status", "mode", "decisions", "links", "paths", "traffic", "shadow-report")
+"""The subcommands of this module: ``ryute`` builds only their parser for them (fast)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decisions = subparsers.add_parser("decisions", parents=[common], help="the latest decisions")
     decisions.add_argument("--limit", type=int, default=10, help="how many (default 10)")
     decisions.set_defaults(func=run_decisions)
+    links = subparsers.add_parser("links", parents=[common],
+                                  help="the links: capacity, load, utilization, up or down")
+    links.set_defaults(func=run_links)
+    paths = subparsers.add_parser("paths", parents=[common],
+                                  help="each OD pair's candidate paths and installed weights")
+    paths.add_argument("--od", metavar="SRC-DST", help="only this OD pair (e.g. ATLAng-CHINng)")
+    paths.set_defaults(func=run_paths)
+    traffic = subparsers.add_parser("traffic", parents=[common],
+                                    help="the latest measured OD matrix, largest pairs first")
+    traffic.add_argument("--top", type=int, default=10, help="how many OD pairs (default 10)")
+    traffic.add_argument("--units", choices=["network", "topology"], default="network",
+                         help="network: as the switches carry it (default); topology: in the "
+                              "topology file's units")
+    traffic.set_defaults(func=run_traffic)
     report = subparsers.add_parser(
         "shadow-report", help="summarize a decision log: what activating the agent would change")
     report.add_argument("log", type=Path, help="decision log (JSON lines, --decision-log)")
@@ -92,13 +111,29 @@ def run_status(args: argparse.Namespace) -> int:
 def _status_text(s: dict[str, Any]) -> str:
     health = s["health"]
     trust = "trusted" if health["trusted"] else "untrusted: " + "; ".join(health["reasons"])
-    mlu = f"{s['mlu']:.3f}" if s.get("mlu") is not None else "-"
-    return (f"mode        {s['mode']} (installed: {s['source']})\n"
-            f"model       {s['model'] or 'none'} ({trust})\n"
-            + (f"            {s['model_resolved']}\n" if s.get("model_resolved") else "")
-            + f"network     {s['switches']} switches, {s['links']} links, {s['hosts']} hosts "
-            f"(topology {s['topology'] or 'discovered'}, version {s['topology_version']})\n"
-            f"MLU         {mlu}")
+    expected, missing = s.get("expected_switches"), s.get("missing_switches") or []
+    switches = f"{s['switches']} of {expected}" if expected is not None else f"{s['switches']}"
+    lines = [f"mode        {s['mode']} (installed: {s['source']})",
+             f"model       {s['model'] or 'none'} ({trust})",
+             *([f"            {s['model_resolved']}"] if s.get("model_resolved") else []),
+             f"network     {switches} switches, {s['links']} links, {s['hosts']} hosts "
+             f"(topology {s['topology'] or 'discovered'}, version {s['topology_version']})"]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8
+                                          else "")
+        lines.append(f"missing     {len(missing)} switches not connected: {shown}")
+    lines.append(f"MLU         {_status_mlu(s, missing)}")
+    return "\n".join(lines)
+
+
+def _status_mlu(s: dict[str, Any], missing: list[str]) -> str:
+    """The measured MLU, or why there is none (no switch, no statistics yet)."""
+    if s["switches"] == 0:
+        return "- (no switches connected: nothing measured)"
+    if s.get("last_statistics") is None or s.get("mlu") is None:
+        return "- (no statistics yet)"
+    partial = f" (measured without the {len(missing)} missing switches)" if missing else ""
+    return f"{s['mlu']:.3f}{partial}"
 
 
 def run_mode(args: argparse.Namespace) -> int:
@@ -143,6 +178,80 @@ def _decisions_text(answer: dict[str, Any]) -> str:
 
 def _num(value: float | None) -> str:
     return f"{value:>8.3f}" if value is not None else f"{'-':>8}"
+
+
+def run_links(args: argparse.Namespace) -> int:
+    topology = _call(args, ControllerClient.topology)
+    return _show(args, topology, endpoints.TOPOLOGY.path, lambda: _links_text(topology))
+
+
+def _links_text(topology: dict[str, Any]) -> str:
+    """The topology's links, busiest first; without a topology yet, the discovered ones."""
+    graph_links = topology.get("graph_links")
+    if graph_links is None:
+        rows = [f"{link['src_name']:>12} -> {link['dst_name']:<12} port {link['src_port']} -> "
+                f"{link['dst_port']}" for link in topology["links"]]
+        return "\n".join([f"{len(rows)} discovered links (no topology yet: no loads)", *rows])
+    lines = [f"{'link':>27} {'capacity':>10} {'load':>10} {'util':>7}  state"]
+    for link in sorted(graph_links, key=lambda link: -link["utilization"]):
+        lines.append(f"{link['src']:>12} -> {link['dst']:<12} {link['capacity_mbps']:>10.1f} "
+                     f"{link['load_mbps']:>10.1f} {link['utilization']:>7.1%}  "
+                     f"{'up' if link['up'] else 'DOWN'}")
+    lines.append(f"{len(graph_links)} links (Mbit/s as the switches carry them), "
+                 f"{sum(not link['up'] for link in graph_links)} down")
+    missing = (topology.get("mismatch") or {}).get("missing_links") or []
+    if missing:
+        lines.append(f"not discovered: {', '.join(f'{u}->{v}' for u, v in missing[:8])}"
+                     + (f" and {len(missing) - 8} more" if len(missing) > 8 else ""))
+    return "\n".join(lines)
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    answer = _call(args, ControllerClient.paths)
+    pairs = answer.get("od_pairs") if isinstance(answer.get("od_pairs"), list) else None
+    if args.od and pairs is not None:
+        pairs = [p for p in pairs if isinstance(p, dict) and f"{p.get('src')}-{p.get('dst')}"
+                 == args.od]
+        if not pairs:
+            raise CliError(f"--od {args.od}: no such OD pair (SRC-DST, switch names as in "
+                           "ryute paths)")
+        answer = {**answer, "od_pairs": pairs}
+    return _show(args, answer, endpoints.PATHS.path, lambda: _paths_text(answer))
+
+
+def _paths_text(answer: dict[str, Any]) -> str:
+    if not answer["od_pairs"]:
+        return "no paths (no topology yet)"
+    lines = []
+    for pair in answer["od_pairs"]:
+        lines.append(f"{pair['src']} -> {pair['dst']}")
+        for path in pair["paths"]:
+            weight = f"{path['weight']:>6.1%}" if path["weight"] is not None else f"{'-':>6}"
+            lines.append(f"  {path['id']:>5} {weight}  {' '.join(path['nodes'])}")
+    return "\n".join(lines)
+
+
+def run_traffic(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise CliError(f"--top must be at least 1, got {args.top}")
+    matrix = _call(args, lambda client: client.traffic(args.units))
+    return _show(args, matrix, endpoints.TRAFFIC.path, lambda: _traffic_text(matrix, args.top))
+
+
+def _traffic_text(matrix: dict[str, Any], top: int) -> str:
+    nodes, rates = matrix["nodes"], matrix["od_mbps"]
+    if not nodes or matrix.get("updated_at") is None:
+        return "no traffic measured yet"
+    pairs = sorted(((float(rates[i][j]), src, dst) for i, src in enumerate(nodes)
+                    for j, dst in enumerate(nodes) if i != j), key=lambda row: -row[0])
+    total = sum(rate for rate, _, _ in pairs)
+    unit = "Mbit/s" if matrix.get("units") == "network" else "topology units"
+    lines = [f"{'src':>12} -> {'dst':<12} {'rate':>10} {'share':>7}"]
+    lines += [f"{src:>12} -> {dst:<12} {rate:>10.2f} {rate / total if total else 0:>7.1%}"
+              for rate, src, dst in pairs[:top]]
+    lines.append(f"top {min(top, len(pairs))} of {len(pairs)} OD pairs; total {total:.2f} "
+                 f"{unit}, measured {time.time() - matrix['updated_at']:.0f} s ago")
+    return "\n".join(lines)
 
 
 # -- shadow report ---------------------------------------------------------------------------
