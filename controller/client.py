@@ -68,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shadow-report", help="summarize a decision log: what activating the agent would change")
     report.add_argument("log", type=Path, help="decision log (JSON lines, --decision-log)")
     report.add_argument("--plot", type=Path, help="write a PNG of predicted and measured MLU")
+    report.add_argument("--topology", help="the topology's name, for the plot's title (a "
+                                           "decision log does not record it)")
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
     report.set_defaults(func=run_shadow_report)
 
@@ -296,6 +298,12 @@ def _record_problem(record: Any) -> str | None:
         return "no integer seq"
     if not isinstance(record.get("source", ""), str):
         return "source must be a string"
+    if record.get("mode", "shadow") not in endpoints.MODES:
+        return f"mode must be one of {', '.join(endpoints.MODES)}"
+    changes = record.get("mode_changes")
+    if changes is not None and not (isinstance(changes, list)
+                                    and all(isinstance(c, dict) for c in changes)):
+        return "mode_changes must be a list of objects"
     reasons = record.get("reasons", [])
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         return "reasons must be a list of strings"
@@ -303,17 +311,64 @@ def _record_problem(record: Any) -> str | None:
 
 
 def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the agent would have changed, judged on the same measured matrices."""
+    """What the agent would have changed (judged on the shadow records' measured matrices),
+    what it did in active mode, and where the mode switched."""
+    shadow = [r for r in records if _mode(r) == "shadow"]
+    summary: dict[str, Any] = {"decisions": len(records), **_summary(shadow)}
+    summary.update( installed=_counts(r.get("source", "?")
+                                                             for r in records),
+                   unhealthy_reasons=_reason_counts(records),
+                   by_mode={mode: _mode_summary([r for r in records if _mode(r) == mode])
+                            for mode in endpoints.MODES if any(_mode(r) == mode
+                                                                for r in records)},
+                   mode_switches=mode_switches(records))
+    return summary
+
+
+def _mode(record: dict[str, Any]) -> str:
+    return record.get("mode", "shadow")  # the records of older controllers were all shadow
+
+
+def _mode_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    measured = [r["measured_mlu"] for r in records if r.get("measured_mlu") is not None]
+    return {"decisions": len(records), "first_seq": records[0]["seq"],
+            "last_seq": records[-1]["seq"],
+            "installed": _counts(r.get("source", "?") for r in records),
+            "measured_mlu_mean": _mean(measured), "measured_mlu_max": max(measured, default=None)}
+
+
+def mode_switches(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record whose mode differs from the one before it: ``seq``, ``from``, ``to``, and
+    the operator's change it carries (``by``, ``at``; none for a rollback by the controller)."""
+    switches = []
+    for before, record in zip(records, records[1:]):
+        if _mode(record) == _mode(before):
+            continue
+        asked = [c for c in record.get("mode_changes") or [] if c.get("to") == _mode(record)]
+        switch = {"seq": record["seq"], "time": record.get("time"), "from": _mode(before),
+                  "to": _mode(record), "by": None, "at": None}
+        if asked:
+            switch.update(by=asked[-1].get("by"), at=asked[-1].get("at"))
+        elif record.get("action"):
+            switch["by"] = f"the controller: {record['action']}"
+        switches.append(switch)
+    return switches
+
+
+def _counts(values: Any) -> dict[str, int]:
+    values = list(values)
+    return {value: values.count(value) for value in sorted(set(values))}
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fallback against agent, both predicted on the same measured matrices."""
     both = [r for r in records if r["predicted_mlu"].get("agent") is not None
             and r["predicted_mlu"].get("fallback") is not None]
     fallback = [r["predicted_mlu"]["fallback"] for r in both]
     agent = [r["predicted_mlu"]["agent"] for r in both]
     measured = [r["measured_mlu"] for r in records if r.get("measured_mlu") is not None]
     better = [a < f * (1 - 1e-9) for a, f in zip(agent, fallback)]
-    sources = [r.get("source", "?") for r in records]
     return {
-        "decisions": len(records),
-        "installed": {source: sources.count(source) for source in sorted(set(sources))},
         "with_agent": len(both),
         "differed": sum(1 for r in both if r.get("differ")),
         "agent_trusted": sum(1 for r in records if r.get("trusted")),
@@ -323,7 +378,6 @@ def shadow_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
                               "agent": max(agent, default=None)},
         "measured_mlu_mean": _mean(measured),
         "would_change_mean_mlu_by": _change(_mean(agent), _mean(fallback)) if both else None,
-        "unhealthy_reasons": _reason_counts(records),
     }
 
 
@@ -349,24 +403,30 @@ def run_shadow_report(args: argparse.Namespace) -> int:
     records = read_log(args.log)
     summary = shadow_summary(records)
     if args.plot:
-        plot_shadow(records, args.plot)
+        plot_shadow(records, args.plot, args.topology)
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     mean, peak = summary["predicted_mlu_mean"], summary["predicted_mlu_max"]
     change = summary["would_change_mean_mlu_by"]
-    lines = [
-        f"{summary['decisions']} decisions, {summary['with_agent']} with an agent decision; "
-        f"they differed {summary['differed']} times; agent trusted in "
+    lines = [_modes_line(summary), *(_switch_line(s) for s in summary["mode_switches"])]
+    shadow = summary["by_mode"].get("shadow")
+    if shadow is None:
+        lines.append("no shadow records: nothing to compare the agent's decisions with")
+    lines += [
+        f"shadow: {shadow['decisions'] if shadow else 0} decisions, {summary['with_agent']} "
+        f"with an agent decision; they differed {summary['differed']} times; agent trusted in "
         f"{summary['agent_trusted']}.",
         f"{'':22}{'fallback':>10}{'agent':>10}",
         f"{'predicted MLU, mean':22}{_num(mean['fallback']):>10}{_num(mean['agent']):>10}",
         f"{'predicted MLU, max':22}{_num(peak['fallback']):>10}{_num(peak['agent']):>10}",
         f"measured MLU (installed decisions), mean: {_num(summary['measured_mlu_mean']).strip()}",
-        "installed: " + ", ".join(f"{k} {v}" for k, v in summary["installed"].items()),
         "activating the agent would have changed the mean predicted MLU by "
         + (f"{change:+.1%}" if change is not None and math.isfinite(change) else "-")
         + f" (better in {summary['agent_better']} of {summary['with_agent']} intervals)",
+        *(_mode_line(mode, part) for mode, part in summary["by_mode"].items()
+          if mode != "shadow"),
+        "installed: " + ", ".join(f"{k} {v}" for k, v in summary["installed"].items()),
     ]
     if summary["unhealthy_reasons"]:
         lines.append("unhealthy: " + ", ".join(f"{k} ({v})"
@@ -377,7 +437,40 @@ def run_shadow_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def plot_shadow(records: list[dict[str, Any]], path: Path) -> None:
+def _modes_line(summary: dict[str, Any]) -> str:
+    parts = [f"{part['decisions']} in {mode} (seq {part['first_seq']}-{part['last_seq']})"
+             if len(summary["mode_switches"]) < 2 else f"{part['decisions']} in {mode}"
+             for mode, part in summary["by_mode"].items()]
+    return f"{summary['decisions']} decisions: " + ", ".join(parts)
+
+
+def _switch_line(switch: dict[str, Any]) -> str:
+    when = switch["at"] or switch["time"]
+    at = f" at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(when))}" if when else ""
+    by = f", by {switch['by']}" if switch["by"] else ""
+    return f"--- switched {switch['from']} -> {switch['to']} from seq {switch['seq']}{at}{by}"
+
+
+def _mode_line(mode: str, part: dict[str, Any]) -> str:
+    installed = ", ".join(f"{k} {v}" for k, v in part["installed"].items())
+    return (f"{mode}: {part['decisions']} decisions, installed {installed}; measured MLU mean "
+            f"{_num(part['measured_mlu_mean']).strip()}, max "
+            f"{_num(part['measured_mlu_max']).strip()}")
+
+
+def plot_title(records: list[dict[str, Any]], topology: str | None) -> str:
+    """Topology, model(s) and the intervals the plot covers."""
+    models = sorted({r.get("model") or "no model" for r in records})
+    first, last = records[0].get("time"), records[-1].get("time")
+    span = ""
+    if isinstance(first, (int, float)) and isinstance(last, (int, float)):
+        span = (f", {time.strftime('%Y-%m-%d %H:%M', time.gmtime(first))} to "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(last))} UTC")
+    return (f"{topology or 'topology not given'}, model {', '.join(models)}\n"
+            f"{len(records)} intervals (seq {records[0]['seq']}-{records[-1]['seq']}){span}")
+
+
+def plot_shadow(records: list[dict[str, Any]], path: Path, topology: str | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -387,10 +480,32 @@ def plot_shadow(records: list[dict[str, Any]], path: Path) -> None:
     for key, label in (("fallback", "fallback, predicted"), ("agent", "agent, predicted")):
         axes.plot(seq, [r["predicted_mlu"].get(key) or math.nan for r in records], label=label)
     axes.plot(seq, [r.get("measured_mlu") or math.nan for r in records], "k.", label="measured")
-    axes.set_xlabel("decision")
+    for switch in mode_switches(records):
+        axes.axvline(switch["seq"] - 0.5, color="tab:red", linestyle="--", linewidth=1)
+        axes.annotate(f"{switch['from']} -> {switch['to']}", (switch["seq"] - 0.5, 1),
+                      xycoords=("data", "axes fraction"), xytext=(3, -12),
+                      textcoords="offset points", color="tab:red", fontsize=8)
+    for mode, colour in (("active", "tab:green"), ("external", "tab:purple")):
+        spans = [r["seq"] for r in records if _mode(r) == mode]
+        for start, end in _runs(spans):
+            axes.axvspan(start - 0.5, end + 0.5, color=colour, alpha=0.08,
+                         label=f"{mode} mode" if start == spans[0] else None)
+    axes.set_title(plot_title(records, topology), fontsize=10)
+    axes.set_xlabel("decision (seq)")
     axes.set_ylabel("MLU")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted integers as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
