@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"controller REST API (default $RYUTE_URL or {DEFAULT_URL})")
     common.add_argument("--token", default=os.environ.get("RYUTE_API_TOKEN"),
                         help="bearer token (default $RYUTE_API_TOKEN)")
+    common.add_argument("--ca-file", default=os.environ.get("RYUTE_CA_FILE"),
+                        help="an https:// controller's certificate must be signed by this CA "
+                             "(PEM; default $RYUTE_CA_FILE, else the system's CAs)")
     common.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
     status = subparsers.add_parser("status", parents=[common], help="what the controller is doing")
@@ -76,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _client(args: argparse.Namespace) -> ControllerClient:
     try:
-        return ControllerClient(args.url, args.token)
+        return ControllerClient(args.url, args.token, ca_file=args.ca_file)
     except ApiError as error:
         raise CliError(str(error)) from None
 
