@@ -14,6 +14,7 @@ import time
 import pytest
 from conftest import ROOT
 
+from api import endpoints
 from api.client import ApiError, ControllerClient
 from tests.tls_files import make_tls_files
 
@@ -49,15 +50,15 @@ def test_a_python_ssl_client_gets_the_status(https, tls):
     with socket.create_connection(("127.0.0.1", ctl.rest_port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
             assert sock.version() in ("TLSv1.2", "TLSv1.3")
-            sock.sendall(b"GET /te/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Connection: close\r\n\r\n")
+            sock.sendall(f"GET {endpoints.STATUS.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Connection: close\r\n\r\n".encode())
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert json.loads(body)["mode"] == "shadow"
-    assert f"REST API on https://127.0.0.1:{ctl.rest_port}/te/v1/openapi.json" in ctl.output()
+    assert f"REST API on https://127.0.0.1:{ctl.rest_port}{endpoints.OPENAPI.path}" in ctl.output()
 
 
 def test_the_client_with_a_ca_file_and_the_token_still_required(https, tls):
@@ -92,8 +93,8 @@ def test_plain_http_on_the_https_port_is_refused_in_plain_words(https, tls):
     assert refused.value.status == 400
     assert refused.value.reason == "this port speaks HTTPS only: use https://"
     with socket.create_connection(("127.0.0.1", ctl.rest_port), timeout=5) as plain:
-        plain.sendall(b"PUT /te/v1/mode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 17"
-                      b"\r\n\r\n{\"mode\":\"active\"}")
+        plain.sendall(f"PUT {endpoints.SET_MODE.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Content-Length: 17\r\n\r\n{\"mode\":\"active\"}".encode())
         answer = plain.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400 ") and b"speaks HTTPS only" in answer
     assert ControllerClient(url, ca_file=str(tls.ca)).status()["mode"] == "shadow"  # still up
