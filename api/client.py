@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,16 +35,20 @@ class ApiError(Exception):
 
 
 class ControllerClient:
-    """A running controller at ``url`` (``http://HOST:PORT``); ``token``: the bearer token
-    for changes; ``timeout_s``: for each request."""
+    """A running controller at ``url`` (``http://HOST:PORT``, or ``https://`` for an API with
+    a certificate); ``token``: the bearer token for changes; ``timeout_s``: for each request;
+    ``ca_file``: the CA certificate(s) (PEM) an HTTPS controller's certificate must be signed
+    by (default: the system's)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 10.0,
+                 ca_file: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token or None
         self.timeout_s = timeout_s
         problem = _url_problem(self.url)
         if problem:
             raise ApiError(f"bad controller URL {url!r}: {problem}")
+        self._tls = _tls_context(ca_file) if ca_file else None
 
     def __repr__(self) -> str:
         return f"ControllerClient({self.url!r})"
@@ -156,7 +161,8 @@ class ControllerClient:
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s,
+                                        context=self._tls) as response:
                 return response.read()
         except urllib.error.HTTPError as error:
             reason = _error_message(error)
@@ -177,6 +183,15 @@ class ControllerClient:
 
 
 _NOT_JSON = object()
+
+
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    """Certificates checked against ``ca_file``, the host name against the certificate."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ApiError(f"CA file {ca_file}: cannot use it: "
+                       f"{getattr(error, 'strerror', None) or error}") from None
 
 
 def _decode(raw: bytes) -> Any:

@@ -84,7 +84,11 @@ STATUS_VIEW = obj(
     health=obj(trusted=BOOLEAN, reasons=STRINGS, healthy_streak=INTEGER),
     last_decision=NUMBER_OR_NULL, switches=INTEGER, links=INTEGER, hosts=INTEGER,
     topology=STRING_OR_NULL, topology_version=INTEGER, mlu=NUMBER_OR_NULL,
-    last_statistics=NUMBER_OR_NULL, uptime_s=NUMBER)
+    last_statistics=NUMBER_OR_NULL, uptime_s=NUMBER,
+    expected_switches={"type": ["integer", "null"],
+                       "description": "switches in the topology file (null: discovered)"},
+    missing_switches={**STRINGS, "description": "switches of the topology file that are not "
+                                                "connected"})
 _BY_POLICY = {"type": "object", "additionalProperties": NUMBER_OR_NULL}
 DECISION_RECORD = obj(
     required=("seq", "time", "mode", "source", "model", "trusted", "reasons", "predicted_mlu",
@@ -130,7 +134,8 @@ _TOKEN_ERRORS = {401: "no 'Authorization: Bearer TOKEN' header", 403: "a wrong t
 # -- the endpoints of /te/v1 -----------------------------------------------------------------
 STATUS = Endpoint("GET", "/te/v1/status", "What the controller is doing",
                   STATUS_VIEW, description="mode, installed source, model, health and its "
-                  "reasons, counts of switches, links and hosts, the latest MLU")
+                  "reasons, counts of switches (connected, expected, missing), links and "
+                  "hosts, the latest MLU")
 MODE = Endpoint("GET", "/te/v1/mode", "The mode, and the gradual activation if any", MODE_VIEW)
 SET_MODE = Endpoint(
     "PUT", "/te/v1/mode", "Switch between shadow, active and external mode", MODE_VIEW,

@@ -44,7 +44,7 @@ from controller.openflow import Send
 from controller.plane import ControlPlane, Now, read_agent
 from controller.resources import Resources
 from controller.rest import RestApi, Route, serve
-from controller.tls import check_tls, green_tls
+from controller.tls import check_rest_tls, check_tls, green_tls, rest_tls_context
 from sim.runs import run_dir
 
 LOG = logging.getLogger("ryute.controller")
@@ -117,11 +117,14 @@ class RyuteApp(app_manager.OSKenApp):
                 print(f"ryute: REST API on {self.config.rest_host}: changes need "
                       f"'Authorization: Bearer {self.api_token}'", file=sys.stderr, flush=True)
             sock = hub.listen((self.config.rest_host, self.config.rest_port))
+            tls = rest_tls_context(self.config)
+            if tls is not None:  # HTTPS only: the handshake, in each connection's green thread
+                sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             self.own_threads.append(hub.spawn(serve, sock, self.rest_api(),
                                           max_connections=REST_MAX_CONNECTIONS,
                                           timeout_s=self.config.rest_timeout_s))
-            LOG.info("REST API on http://%s:%d%s", self.config.rest_host,
-                     self.config.rest_port, OPENAPI.path)
+            LOG.info("REST API on %s://%s:%d%s", "https" if tls else "http",
+                     self.config.rest_host, self.config.rest_port, OPENAPI.path)
         LOG.info("ryute controller started (cookie %#x, topology %s)",
                  self.config.cookie, self.config.topology or "from discovery")
         LOG.info("OpenFlow listening on %s:%d%s", self.config.ofp_host, self.config.ofp_port,
@@ -358,6 +361,7 @@ def listen_where_configured(config: ControllerConfig) -> ControllerConfig:
             conf.set_override(name, value)
     if conf.ctl_cert is not None:  # from the file or from os-ken's own flags
         green_tls()
+    check_rest_tls(config)
     return config
 
 

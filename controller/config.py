@@ -47,6 +47,12 @@ class ControllerConfig:
     """Port of the REST API; 0 disables it."""
     rest_timeout_s: float = 30.0
     """A REST connection idle (or sending this slowly) for this long is closed."""
+    rest_tls_cert: str | None = None
+    """HTTPS for the REST API: its certificate (PEM, the chain after it); with
+    ``rest_tls_key``, the REST port speaks HTTPS only (plain HTTP is refused). The token is
+    still required for changes."""
+    rest_tls_key: str | None = None
+    """The private key of ``rest_tls_cert`` (PEM)."""
     poll_interval_s: float = 5.0
     """Statistics poll interval (2 s is a good value in emulation)."""
     lldp_interval_s: float = 1.0
@@ -145,6 +151,11 @@ class ControllerConfig:
             problems.append("ofp_tls_cert and ofp_tls_key go together")
         if self.ofp_tls_ca is not None and self.ofp_tls_cert is None:
             problems.append("ofp_tls_ca needs ofp_tls_cert and ofp_tls_key")
+        if (self.rest_tls_cert is None) != (self.rest_tls_key is None):
+            problems.append("rest_tls_cert and rest_tls_key go together")
+        if self.rest_tls_cert is not None and self.adapt:
+            problems.append("adapt publishes over plain HTTP on loopback: not with "
+                            "rest_tls_cert (yet)")
         problems += self._rollout_problems()
         token_problem = api_token_problem(self.api_token)
         if token_problem:

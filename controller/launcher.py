@@ -12,7 +12,7 @@ import os
 import socket
 
 from controller.config import PATH_METHODS, ControllerConfig
-from controller.tls import check_tls, green_tls, tls_flags
+from controller.tls import check_rest_tls, check_tls, green_tls, tls_flags
 
 LOG = logging.getLogger("ryute.controller")
 
@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "CA signed (PEM)")
     parser.add_argument("--rest-host", help="REST API address (default 127.0.0.1)")
     parser.add_argument("--rest-port", type=int, help="REST API port, 0 disables (default 8080)")
+    parser.add_argument("--rest-tls-cert", dest="rest_tls_cert",
+                        help="HTTPS for the REST API: its certificate (PEM); plain HTTP is "
+                             "then refused on the REST port")
+    parser.add_argument("--rest-tls-key", dest="rest_tls_key",
+                        help="HTTPS for the REST API: its private key (PEM)")
     parser.add_argument("--poll-interval", type=float, dest="poll_interval_s",
                         help="statistics poll interval in seconds (default 5)")
     parser.add_argument("--lldp-interval", type=float, dest="lldp_interval_s",
@@ -80,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> ControllerConfig:
     overrides = {name: getattr(args, name, None) for name in (
         "topology", "ofp_host", "ofp_port", "ofp_tls_cert", "ofp_tls_key", "ofp_tls_ca",
-        "rest_host", "rest_port",
+        "rest_host", "rest_port", "rest_tls_cert", "rest_tls_key",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "path_method",
         "model", "allow_fallback_only", "mode",
         "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         from topologies.catalog import load_topology
         load_topology(config.topology)  # fail here, with the file's name, not inside the app
     check_tls(config)  # unreadable or mismatched files fail here, in one line
+    check_rest_tls(config)
     if config.trusted_keys:
         from agents.model_signing import load_trusted_keys
         load_trusted_keys(config.trusted_keys)  # a bad key file fails here, in one line

@@ -94,8 +94,7 @@ class Resources:
         return {
             "missing_links": sorted(map(list, wanted - found)),
             "unexpected_links": sorted(map(list, found - wanted)),
-            "missing_switches": sorted(str(view.node_of[dpid]) for dpid in known
-                                       if dpid not in plane.connected),
+            "missing_switches": self._missing_switches(),
             "unknown_switches": sorted(dpid for dpid in plane.connected if dpid not in known),
         }
 
@@ -153,7 +152,17 @@ class Resources:
             "mlu": float(state.mlu) if state is not None else None,
             "last_statistics": state.updated_at if state is not None else None,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "expected_switches": len(plane.view.node_of) if plane.expected is not None else None,
+            "missing_switches": self._missing_switches(),
         }
+
+    def _missing_switches(self) -> list[str]:
+        """The topology file's switches that are not connected (none without a file)."""
+        plane = self.plane
+        if plane.expected is None:
+            return []
+        return sorted(str(node) for dpid, node in plane.view.node_of.items()
+                      if dpid not in plane.connected)
 
     def mode_view(self) -> dict[str, Any]:
         loop = self.plane.loop

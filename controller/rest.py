@@ -18,8 +18,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -278,12 +280,38 @@ class JsonErrorsProtocol(eventlet.wsgi.HttpProtocol):
     together (request smuggling needs a server and a proxy that read a body differently)."""
 
     def _read_request_line(self):
-        line = super()._read_request_line()
+        try:
+            line = super()._read_request_line()
+        except ssl.SSLError as error:  # HTTPS port: a failed handshake, or plain HTTP
+            self._refuse_plain_http(error)
+            return b""
+        except ValueError:  # HTTPS port: a connection the server closed while it idled
+            return b""
         if len(line) >= self.server.url_length_limit:
             self._refuse(HTTPStatus.REQUEST_URI_TOO_LONG,
                          f"request line longer than {self.server.url_length_limit} bytes")
             return b""  # eventlet then closes the connection without an answer of its own
         return line
+
+    def _refuse_plain_http(self, error: ssl.SSLError) -> None:
+        """A plain-HTTP request on the HTTPS port is answered in plain HTTP, saying so (as
+        nginx does); any other failed handshake is logged in one line and closed."""
+        self.close_connection = True
+        if error.reason != "HTTP_REQUEST":
+            LOG.info("REST: TLS handshake with %s failed: %s", self.client_address[0],
+                     error.reason or error)
+            return
+        body = error_response(HTTPStatus.BAD_REQUEST, "this port speaks HTTPS only: use "
+                              "https://").body
+        raw = socket.socket(fileno=os.dup(self.connection.fileno()))
+        try:  # beside the TLS layer, on the same connection
+            raw.sendall(f"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                        .encode() + body)
+        except OSError:
+            pass
+        finally:
+            raw.close()
 
     def parse_request(self) -> bool:
         try:

@@ -1,7 +1,10 @@
-"""OpenFlow over TLS: os-ken's options for it, a check of the files before start-up, and the
-green SSL sockets its listener needs. Used by ``ryute controller`` (``controller.launcher``)
-and, under ``osken-manager``, by the app (``controller.app``)."""
+"""TLS for the controller's two ports. OpenFlow: os-ken's options for it, a check of the files
+before start-up, and the green SSL sockets its listener needs. REST (HTTPS): the same check,
+and the green SSL context its listening socket is wrapped in. Used by ``ryute controller``
+(``controller.launcher``) and, under ``osken-manager``, by the app (``controller.app``)."""
 from __future__ import annotations
+
+from typing import Any
 
 from controller.config import ControllerConfig
 
@@ -30,18 +33,40 @@ def green_tls() -> None:
 
 
 def check_tls(config: ControllerConfig) -> None:
-    """The TLS files can be used: read, the key matches the certificate, the CA parses."""
-    if config.ofp_tls_cert is None or config.ofp_tls_key is None:
-        return
+    """The OpenFlow TLS files can be used: read, the key matches the certificate, the CA
+    parses."""
+    if config.ofp_tls_cert is not None and config.ofp_tls_key is not None:
+        _check_files("OpenFlow TLS", config.ofp_tls_cert, config.ofp_tls_key, config.ofp_tls_ca)
+
+
+def check_rest_tls(config: ControllerConfig) -> None:
+    """The REST API's certificate and key can be used (one line naming them if not)."""
+    if config.rest_tls_cert is not None and config.rest_tls_key is not None:
+        _check_files("REST HTTPS", config.rest_tls_cert, config.rest_tls_key, None)
+
+
+def rest_tls_context(config: ControllerConfig) -> Any:
+    """The server-side SSL context of the REST port (eventlet's green one: the REST server
+    runs on os-ken's hub, whose sockets are green), or None without a certificate."""
+    if config.rest_tls_cert is None or config.rest_tls_key is None:
+        return None
+    from eventlet.green import ssl as green_ssl
+
+    context = green_ssl.SSLContext(green_ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = green_ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.rest_tls_cert, config.rest_tls_key)
+    return context
+
+
+def _check_files(what: str, cert: str, key: str, ca: str | None) -> None:
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(config.ofp_tls_cert, config.ofp_tls_key)
-        if config.ofp_tls_ca:
-            context.load_verify_locations(config.ofp_tls_ca)
+        context.load_cert_chain(cert, key)
+        if ca:
+            context.load_verify_locations(ca)
     except (OSError, ssl.SSLError) as error:
-        files = ", ".join(f for f in (config.ofp_tls_cert, config.ofp_tls_key, config.ofp_tls_ca)
-                          if f)
-        raise ValueError(f"OpenFlow TLS: cannot use {files}: "
+        files = ", ".join(f for f in (cert, key, ca) if f)
+        raise ValueError(f"{what}: cannot use {files}: "
                          f"{getattr(error, 'strerror', None) or error}") from None
