@@ -35,3 +35,27 @@ def ring_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "ring5.zip"
     save_model(path, trainer.fit(), trainer.metadata("ring5"))
     return path
+
+
+# -- a real browser (the dashboard's tests: tests/unit and tests/integration) -----------------
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    page.errors = []  # console errors and uncaught exceptions
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(f"uncaught: {error}"))
+    yield page
+    context.close()

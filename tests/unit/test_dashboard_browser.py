@@ -76,28 +76,6 @@ def controller():
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1200})
-    page = context.new_page()
-    page.errors = []  # console errors and uncaught exceptions
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(f"uncaught: {error}"))
-    yield page
-    context.close()
-
-
 def api(url: str, path: str) -> dict:
     with urllib.request.urlopen(url + path, timeout=30) as response:
         return json.loads(response.read())
