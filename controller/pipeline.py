@@ -14,6 +14,15 @@ Tables (ARCHITECTURE.md, "Forwarding"):
   weights *are* the TE decision; towards a local host it outputs directly. The byte counters
   of these rules are the measured OD matrix.
 - table 2, deliver: at the host's switch, its MAC to its port.
+
+Local repair (``Fabric.local_repair``): wherever a label leaves a switch ``x`` towards ``d`` by
+the link ``(x, y)`` and ``sim.detours`` finds a detour, the transit rule (and, at the ingress,
+the SELECT bucket, after pushing the label) goes through a FAST_FAILOVER group of ``(x, y,
+d)`` instead of the port: its first bucket outputs on ``(x, y)`` while that port is live, the
+next ones re-label onto a detour's path and leave by its port. At the ingress, a SELECT bucket
+also watches its port when another weighted bucket leaves by another port, so that the switch
+spreads a dead bucket's share over the live ones in proportion to their weights. Both happen
+in the switch, with no controller; the controller then installs a new decision as before.
 """
 from __future__ import annotations
 
@@ -24,11 +33,16 @@ from typing import Any
 import numpy as np
 
 from sim.decision import Decision
-from sim.paths import Link, PathSet
+from sim.detours import Hop, detours
+from sim.paths import Link, Path, PathSet
 
 TABLE_CLASSIFY, TABLE_INGRESS, TABLE_DELIVER = 0, 1, 2
 LABEL_OFFSET = 16
 """MPLS labels 0-15 are reserved; path id p travels as label p + 16."""
+FAILOVER_GROUP_BASE = 0x40000000
+"""Failover group ids start here (SELECT group ids are datapath ids, far below)."""
+DETOURS_PER_HOP = 2
+"""Detour buckets per failover group (each leaving by another port)."""
 WEIGHT_SCALE = 1000
 """Bucket weights are integers: a decision's weights in thousandths."""
 WEIGHT_TOLERANCE = 3
@@ -47,7 +61,8 @@ ETH_LLDP, ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_MPLS = 0x88CC, 0x0806, 0x0800, 0x86DD
 
 Action = tuple
 """("output", port) | ("controller",) | ("group", id) | ("goto", table) | ("pop_mpls", ethertype)
-| ("push_label", label); an empty action list drops."""
+| ("push_label", label) | ("set_label", label); an empty action list drops."""
+SELECT, FAILOVER = "select", "failover"
 
 
 @dataclass(frozen=True)
@@ -65,21 +80,29 @@ class Flow:
 
 @dataclass(frozen=True)
 class Bucket:
+    """SELECT: push ``label``, then continue in failover group ``group`` or output on ``port``
+    (the port the tunnel leaves by, either way); ``watch``: live only while ``port`` is.
+    FAILOVER: set ``label`` (None: keep it) and output on ``port``, live while it is."""
+
     weight: int
-    label: int
+    label: int | None
     port: int
+    watch: bool = False
+    group: int | None = None
 
 
 @dataclass(frozen=True)
 class Group:
     group_id: int
     buckets: tuple[Bucket, ...]
+    kind: str = SELECT
 
     def same_within(self, other: Group, tolerance: int = WEIGHT_TOLERANCE) -> bool:
-        """Same buckets (labels, ports), weights within ``tolerance``, the same ones zero."""
-        return self.group_id == other.group_id and len(self.buckets) == len(other.buckets) and all(
-            (a.label, a.port) == (b.label, b.port) and abs(a.weight - b.weight) <= tolerance
-            and (a.weight == 0) == (b.weight == 0)
+        """Same buckets (all but weights), weights within ``tolerance``, the same ones zero."""
+        return (self.group_id, self.kind, len(self.buckets)) == \
+            (other.group_id, other.kind, len(other.buckets)) and all(
+            (a.label, a.port, a.watch, a.group) == (b.label, b.port, b.watch, b.group)
+            and abs(a.weight - b.weight) <= tolerance and (a.weight == 0) == (b.weight == 0)
             for a, b in zip(self.buckets, other.buckets))
 
 
@@ -116,6 +139,8 @@ class Fabric:
     dpid_of: Mapping[Any, int]
     link_ports: Mapping[Link, tuple[int, int]]
     hosts: Mapping[str, Host] = field(default_factory=dict)
+    local_repair: bool = True
+    """Failover groups and watched buckets (see the module's docstring)."""
 
     @property
     def node_of(self) -> dict[int, Any]:
@@ -147,22 +172,72 @@ def base_flows() -> list[Flow]:
     ]
 
 
-def label_flows_by_switch(fabric: Fabric) -> dict[int, list[Flow]]:
-    """Transit and egress rules of every installable path, per switch, in one pass."""
+@dataclass(frozen=True)
+class Repair:
+    """What local repair adds to the pipeline (:func:`local_repair`)."""
+
+    groups: Mapping[Hop, Group] = field(default_factory=dict)
+    """The failover group of every hop (x, y, d) that has a detour, held by x."""
+    tunnels: tuple[Path, ...] = ()
+    """Detour tunnels beyond the path set: tunnel i travels as ``label_of(n_paths + i)``."""
+
+
+def label_flows_by_switch(fabric: Fabric, repair: Repair | None = None) -> dict[int, list[Flow]]:
+    """Transit and egress rules of every installable path and detour tunnel, per switch, in
+    one pass (``repair``: precomputed :func:`local_repair`)."""
+    repair = local_repair(fabric) if repair is None else repair
     rules: dict[int, list[Flow]] = {dpid: [] for dpid in fabric.dpid_of.values()}
-    for path_id in np.flatnonzero(fabric.installable()):
-        path = fabric.path_set.paths[path_id]
-        label = label_of(int(path_id))
+    n_paths = fabric.path_set.n_paths
+    tunnels = [(int(path_id), fabric.path_set.paths[path_id])
+               for path_id in np.flatnonzero(fabric.installable())]
+    tunnels += [(n_paths + i, tunnel) for i, tunnel in enumerate(repair.tunnels)]
+    for path_id, path in tunnels:
+        label = label_of(path_id)
         # The first switch pushes the label in its group; it never matches on it.
         for position, node in enumerate(path[1:], start=1):
-            actions: tuple[tuple[str, int], ...]
+            actions: tuple[Action, ...]
             if position == len(path) - 1:
                 actions = (("pop_mpls", ETH_IPV4), ("goto", TABLE_DELIVER))
             else:
-                actions = (("output", fabric.link_ports[node, path[position + 1]][0]),)
+                actions = _onwards(fabric, repair, (node, path[position + 1], path[-1]))
             rules[fabric.dpid_of[node]].append(flow(
                 TABLE_CLASSIFY, PRIORITY_LABEL, actions, eth_type=ETH_MPLS, mpls_label=label))
     return rules
+
+
+def _onwards(fabric: Fabric, repair: Repair, hop: Hop) -> tuple[Action, ...]:
+    """Out of ``(x, y)``: through the hop's failover group when it has one."""
+    group = repair.groups.get(hop)
+    if group is not None:
+        return (("group", group.group_id),)
+    return (("output", fabric.link_ports[hop[0], hop[1]][0]),)
+
+
+def failover_group_id(path_set: PathSet, hop: Hop) -> int:
+    """Stable for a path set: from the positions of the link (x, y) and of d."""
+    x, y, d = hop
+    return (FAILOVER_GROUP_BASE + path_set.link_index(x, y) * path_set.n_nodes
+            + path_set.node_index(d))
+
+
+def local_repair(fabric: Fabric) -> Repair:
+    """The FAST_FAILOVER group of every hop (x, y, d) of an installable path that has a
+    detour (:func:`sim.detours.detours` over the installable paths and the links with known
+    ports), and the detour tunnels they need. The primary bucket keeps the label and outputs
+    on (x, y); each detour bucket sets the label of its path and outputs on that path's port.
+    Nothing without ``fabric.local_repair``."""
+    if not fabric.local_repair:
+        return Repair()
+    path_set = fabric.path_set
+    found = detours(path_set, fabric.installable(), fabric.link_ports, DETOURS_PER_HOP)
+    groups = {}
+    for hop, options in found.by_hop.items():
+        x, y, _ = hop
+        buckets = (Bucket(0, None, fabric.link_ports[x, y][0]),) + tuple(
+            Bucket(0, label_of(option.path_id), fabric.link_ports[x, option.next_hop][0])
+            for option in options)
+        groups[hop] = Group(failover_group_id(path_set, hop), buckets, FAILOVER)
+    return Repair(groups, found.tunnels)
 
 
 def label_flows(fabric: Fabric, dpid: int) -> list[Flow]:
@@ -202,28 +277,44 @@ def group_ids(fabric: Fabric, dpid: int) -> list[int]:
 
 
 def desired_groups(fabric: Fabric, dpid: int, decision: Decision) -> dict[int, Group]:
-    """The SELECT group of every OD pair leaving ``dpid``, weighted by ``decision``."""
+    """The groups ``dpid`` should hold: failover groups, then the SELECT group of every OD
+    pair leaving it, weighted by ``decision``."""
     return groups_by_switch(fabric, decision).get(dpid, {})
 
 
-def groups_by_switch(fabric: Fabric, decision: Decision) -> dict[int, dict[int, Group]]:
-    """The SELECT group of every OD pair, by ingress switch, weighted by ``decision``.
+def groups_by_switch(fabric: Fabric, decision: Decision,
+                     repair: Repair | None = None) -> dict[int, dict[int, Group]]:
+    """Every switch's groups: its failover groups first (the others refer to them), then the
+    SELECT group of every OD pair it is the ingress of, weighted by ``decision``.
 
     Paths that cannot be installed (a link's ports unknown) get no bucket; an OD pair whose
     weight would be all on such paths keeps buckets with weight 0 (the group drops, as the
     network cannot carry that demand until its links are known).
     """
+    failover = (local_repair(fabric) if repair is None else repair).groups
     path_set = fabric.path_set
     installable = fabric.installable()
     groups: dict[int, dict[int, Group]] = {dpid: {} for dpid in fabric.dpid_of.values()}
+    for hop, failover_group in failover.items():
+        groups[fabric.dpid_of[hop[0]]][failover_group.group_id] = failover_group
     for od, (src, dst) in enumerate(path_set.od_pairs):
-        buckets = []
+        tunnels = []  # (path id, weight, first port, failover group)
         for path_id in path_set.paths_of(od):
             if not installable[path_id]:
                 continue
             path = path_set.paths[path_id]
             weight = int(round(float(decision.weights[path_id]) * WEIGHT_SCALE))
-            buckets.append(Bucket(weight, label_of(path_id), fabric.link_ports[path[0], path[1]][0]))
+            chained = failover.get((src, path[1], dst))
+            tunnels.append((path_id, weight, fabric.link_ports[path[0], path[1]][0],
+                            None if chained is None else chained.group_id))
+        # A dead port's share goes to the live weighted buckets if there is one under any
+        # single failure: weight on more than one port.
+        weighted_ports = {port for _, weight, port, _ in tunnels if weight}
+        buckets = tuple(
+            Bucket(weight, label_of(path_id), port,
+                   watch=fabric.local_repair and weight > 0 and bool(weighted_ports - {port}),
+                   group=group_id)
+            for path_id, weight, port, group_id in tunnels)
         group_id = fabric.dpid_of[dst]
-        groups[fabric.dpid_of[src]][group_id] = Group(group_id, tuple(buckets))
+        groups[fabric.dpid_of[src]][group_id] = Group(group_id, buckets)
     return groups
