@@ -104,7 +104,7 @@ class Snoop:
 
 def _rules_and_groups(testbed: Testbed) -> dict[str, Any]:
     per_table: dict[int, list[int]] = defaultdict(list)
-    rules, groups, buckets, others = [], [], [], 0
+    rules, groups, failover, buckets, others = [], [], [], [], 0
     for switch in sorted(testbed.bridges):
         flows = testbed.own_flows(switch, COOKIE)
         others += sum(1 for key in flows if key[0] in ("other", "duplicate"))
@@ -115,12 +115,15 @@ def _rules_and_groups(testbed: Testbed) -> dict[str, Any]:
             per_table[table].append(tables.get(table, 0))
         dumped = testbed.dump_groups(switch)
         groups.append(len(dumped))
+        failover.append(sum(1 for group in dumped.values() if group.type == "ff"))
         buckets.append(sum(len(group.buckets) for group in dumped.values()))
     return {"switches": len(rules), "rules_per_switch": _summary(rules),
             "rules_total": sum(rules),
             "rules_per_table_per_switch": {f"table {t}": _summary(v)
                                            for t, v in sorted(per_table.items())},
-            "groups_per_switch": _summary(groups), "buckets_per_switch": _summary(buckets),
+            "groups_per_switch": _summary(groups),
+            "failover_groups_per_switch": _summary(failover),
+            "buckets_per_switch": _summary(buckets),
             "buckets_total": sum(buckets), "foreign_or_duplicate_rules": others}
 
 
@@ -284,7 +287,9 @@ def _settled_groups(testbed: Testbed, timeout_s: float) -> None:
     def stable():
         nonlocal last
         now = {s: testbed.dump_groups(s) for s in sorted(testbed.bridges)}
-        same = now == last and sum(1 for groups in now.values() if groups) == edge
+        ingress = sum(1 for groups in now.values()  # local repair's groups are everywhere
+                      if any(group.type == "select" for group in groups.values()))
+        same = now == last and ingress == edge
         last = now
         return same
 
