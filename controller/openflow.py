@@ -139,11 +139,14 @@ def delivered_host(stats) -> tuple[str, int] | None:
 
 
 def _bucket(bucket: Bucket, kind: str) -> parser.OFPBucket:
-    """A SELECT bucket pushes its label, a failover bucket sets it (or keeps it: None)."""
+    """A SELECT bucket pushes its label, a failover bucket sets it (or keeps it: None); a
+    failover bucket back to where the packet came from outputs to ``IN_PORT`` (an output to
+    the in-port by number is dropped)."""
     if kind == FAILOVER:
         relabel = [] if bucket.label is None else _action(("set_label", bucket.label))
+        out = ofp.OFPP_IN_PORT if bucket.back else bucket.port
         return parser.OFPBucket(watch_port=bucket.port,
-                                actions=relabel + _action(("output", bucket.port)))
+                                actions=relabel + [parser.OFPActionOutput(out)])
     onwards = ("output", bucket.port) if bucket.group is None else ("group", bucket.group)
     return parser.OFPBucket(weight=bucket.weight,
                             watch_port=bucket.port if bucket.watch else ofp.OFPP_ANY,

@@ -82,13 +82,15 @@ class Flow:
 class Bucket:
     """SELECT: push ``label``, then continue in failover group ``group`` or output on ``port``
     (the port the tunnel leaves by, either way); ``watch``: live only while ``port`` is.
-    FAILOVER: set ``label`` (None: keep it) and output on ``port``, live while it is."""
+    FAILOVER: set ``label`` (None: keep it) and output on ``port`` (``back``: to the in-port,
+    which is ``port``), live while it is."""
 
     weight: int
     label: int | None
     port: int
     watch: bool = False
     group: int | None = None
+    back: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ class Group:
         """Same buckets (all but weights), weights within ``tolerance``, the same ones zero."""
         return (self.group_id, self.kind, len(self.buckets)) == \
             (other.group_id, other.kind, len(other.buckets)) and all(
-            (a.label, a.port, a.watch, a.group) == (b.label, b.port, b.watch, b.group)
+            (a.label, a.port, a.watch, a.group, a.back) == (b.label, b.port, b.watch, b.group,
+                                                            b.back)
             and abs(a.weight - b.weight) <= tolerance and (a.weight == 0) == (b.weight == 0)
             for a, b in zip(self.buckets, other.buckets))
 
@@ -172,14 +175,34 @@ def base_flows() -> list[Flow]:
     ]
 
 
+FailoverKey = tuple[Hop, Any]
+"""(hop, came from): ``came from`` is the switch the traffic arrives from when one of the hop's
+detours goes back to it (that bucket then outputs to the in-port), else None."""
+
+
 @dataclass(frozen=True)
 class Repair:
     """What local repair adds to the pipeline (:func:`local_repair`)."""
 
-    groups: Mapping[Hop, Group] = field(default_factory=dict)
-    """The failover group of every hop (x, y, d) that has a detour, held by x."""
+    groups: Mapping[FailoverKey, Group] = field(default_factory=dict)
+    """The failover groups, held by the hop's first switch. OpenFlow never sends a packet out
+    of the port it came in by (Open vSwitch drops it) unless told ``IN_PORT``, so a detour
+    back towards where the traffic came from needs a group of its own."""
     tunnels: tuple[Path, ...] = ()
     """Detour tunnels beyond the path set: tunnel i travels as ``label_of(n_paths + i)``."""
+
+    def group(self, hop: Hop, came_from: Any = None) -> Group | None:
+        """The failover group for traffic of ``hop`` arriving from ``came_from`` (None: from
+        a host), or None when the hop has no detour."""
+        return self.groups.get((hop, came_from)) or self.groups.get((hop, None))
+
+
+def _tunnels(fabric: Fabric, repair: Repair) -> list[tuple[int, Path]]:
+    """(path id, nodes) of every installable path and detour tunnel."""
+    n_paths = fabric.path_set.n_paths
+    tunnels = [(int(path_id), fabric.path_set.paths[path_id])
+               for path_id in np.flatnonzero(fabric.installable())]
+    return tunnels + [(n_paths + i, tunnel) for i, tunnel in enumerate(repair.tunnels)]
 
 
 def label_flows_by_switch(fabric: Fabric, repair: Repair | None = None) -> dict[int, list[Flow]]:
@@ -187,11 +210,7 @@ def label_flows_by_switch(fabric: Fabric, repair: Repair | None = None) -> dict[
     one pass (``repair``: precomputed :func:`local_repair`)."""
     repair = local_repair(fabric) if repair is None else repair
     rules: dict[int, list[Flow]] = {dpid: [] for dpid in fabric.dpid_of.values()}
-    n_paths = fabric.path_set.n_paths
-    tunnels = [(int(path_id), fabric.path_set.paths[path_id])
-               for path_id in np.flatnonzero(fabric.installable())]
-    tunnels += [(n_paths + i, tunnel) for i, tunnel in enumerate(repair.tunnels)]
-    for path_id, path in tunnels:
+    for path_id, path in _tunnels(fabric, repair):
         label = label_of(path_id)
         # The first switch pushes the label in its group; it never matches on it.
         for position, node in enumerate(path[1:], start=1):
@@ -199,44 +218,55 @@ def label_flows_by_switch(fabric: Fabric, repair: Repair | None = None) -> dict[
             if position == len(path) - 1:
                 actions = (("pop_mpls", ETH_IPV4), ("goto", TABLE_DELIVER))
             else:
-                actions = _onwards(fabric, repair, (node, path[position + 1], path[-1]))
+                hop = (node, path[position + 1], path[-1])
+                group = repair.group(hop, path[position - 1])
+                actions = ((("group", group.group_id),) if group is not None
+                           else (("output", fabric.link_ports[node, hop[1]][0]),))
             rules[fabric.dpid_of[node]].append(flow(
                 TABLE_CLASSIFY, PRIORITY_LABEL, actions, eth_type=ETH_MPLS, mpls_label=label))
     return rules
 
 
-def _onwards(fabric: Fabric, repair: Repair, hop: Hop) -> tuple[Action, ...]:
-    """Out of ``(x, y)``: through the hop's failover group when it has one."""
-    group = repair.groups.get(hop)
-    if group is not None:
-        return (("group", group.group_id),)
-    return (("output", fabric.link_ports[hop[0], hop[1]][0]),)
-
-
-def failover_group_id(path_set: PathSet, hop: Hop) -> int:
-    """Stable for a path set: from the positions of the link (x, y) and of d."""
+def failover_group_id(path_set: PathSet, hop: Hop, variant: int = 0) -> int:
+    """Stable for a path set: from the positions of the link (x, y) and of d, and the variant
+    (0, or 1 + the detour that goes back out of the in-port)."""
     x, y, d = hop
-    return (FAILOVER_GROUP_BASE + path_set.link_index(x, y) * path_set.n_nodes
-            + path_set.node_index(d))
+    slot = path_set.link_index(x, y) * path_set.n_nodes + path_set.node_index(d)
+    return FAILOVER_GROUP_BASE + slot * (1 + DETOURS_PER_HOP) + variant
 
 
 def local_repair(fabric: Fabric) -> Repair:
-    """The FAST_FAILOVER group of every hop (x, y, d) of an installable path that has a
+    """The FAST_FAILOVER groups of the hops (x, y, d) of installable paths that have a
     detour (:func:`sim.detours.detours` over the installable paths and the links with known
     ports), and the detour tunnels they need. The primary bucket keeps the label and outputs
-    on (x, y); each detour bucket sets the label of its path and outputs on that path's port.
-    Nothing without ``fabric.local_repair``."""
+    on (x, y); each detour bucket sets the label of its path and outputs on that path's port,
+    or to the in-port in the group for traffic that comes from that port's switch. Only the
+    groups some rule or SELECT bucket uses; nothing without ``fabric.local_repair``."""
     if not fabric.local_repair:
         return Repair()
     path_set = fabric.path_set
     found = detours(path_set, fabric.installable(), fabric.link_ports, DETOURS_PER_HOP)
-    groups = {}
-    for hop, options in found.by_hop.items():
-        x, y, _ = hop
-        buckets = (Bucket(0, None, fabric.link_ports[x, y][0]),) + tuple(
-            Bucket(0, label_of(option.path_id), fabric.link_ports[x, option.next_hop][0])
-            for option in options)
-        groups[hop] = Group(failover_group_id(path_set, hop), buckets, FAILOVER)
+    groups: dict[FailoverKey, Group] = {}
+    for path_id, path in _tunnels(fabric, Repair(tunnels=found.tunnels)):
+        # a detour tunnel is entered by a failover bucket: its first hop needs no group
+        first = 0 if path_id < path_set.n_paths else 1
+        for position in range(first, len(path) - 1):
+            hop = (path[position], path[position + 1], path[-1])
+            options = found.by_hop.get(hop)
+            if options is None:
+                continue
+            came_from = path[position - 1] if position else None
+            nexts = [option.next_hop for option in options]
+            back = came_from if came_from in nexts else None
+            if (hop, back) in groups:
+                continue
+            x, y, _ = hop
+            buckets = (Bucket(0, None, fabric.link_ports[x, y][0]),) + tuple(
+                Bucket(0, label_of(option.path_id), fabric.link_ports[x, option.next_hop][0],
+                       back=option.next_hop == back) for option in options)
+            variant = 0 if back is None else 1 + nexts.index(back)
+            groups[hop, back] = Group(failover_group_id(path_set, hop, variant), buckets,
+                                      FAILOVER)
     return Repair(groups, found.tunnels)
 
 
@@ -291,11 +321,11 @@ def groups_by_switch(fabric: Fabric, decision: Decision,
     weight would be all on such paths keeps buckets with weight 0 (the group drops, as the
     network cannot carry that demand until its links are known).
     """
-    failover = (local_repair(fabric) if repair is None else repair).groups
+    repair = local_repair(fabric) if repair is None else repair
     path_set = fabric.path_set
     installable = fabric.installable()
     groups: dict[int, dict[int, Group]] = {dpid: {} for dpid in fabric.dpid_of.values()}
-    for hop, failover_group in failover.items():
+    for (hop, _), failover_group in repair.groups.items():
         groups[fabric.dpid_of[hop[0]]][failover_group.group_id] = failover_group
     for od, (src, dst) in enumerate(path_set.od_pairs):
         tunnels = []  # (path id, weight, first port, failover group)
@@ -304,7 +334,7 @@ def groups_by_switch(fabric: Fabric, decision: Decision,
                 continue
             path = path_set.paths[path_id]
             weight = int(round(float(decision.weights[path_id]) * WEIGHT_SCALE))
-            chained = failover.get((src, path[1], dst))
+            chained = repair.group((src, path[1], dst))
             tunnels.append((path_id, weight, fabric.link_ports[path[0], path[1]][0],
                             None if chained is None else chained.group_id))
         # A dead port's share goes to the live weighted buckets if there is one under any

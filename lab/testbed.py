@@ -417,6 +417,15 @@ class Testbed:
     def host_ip(self, host: str) -> str:
         return self.net.get(host).IP()
 
+    def pin_arp(self, a: str, b: str) -> None:
+        """Static neighbour entries on hosts ``a`` and ``b`` for each other: while the
+        controller (which answers ARP) is stopped, a stale entry would stop a host sending
+        for reasons that have nothing to do with forwarding."""
+        for host, peer in ((a, b), (b, a)):
+            node, other = self.net.get(host), self.net.get(peer)
+            node.cmd(f"ip neigh replace {other.IP()} lladdr {other.MAC()} "
+                     f"dev {node.defaultIntf()} nud permanent")
+
     def ping(self, src: str, dst: str, count: int, interval_s: float = 0.01,
              wait_s: float = 1.0) -> PingRun:
         """Start ``ping`` from host ``src`` to host ``dst``: ``count`` echo requests, one every
@@ -507,6 +516,8 @@ def parse_groups(text: str) -> dict[int, GroupEntry]:
                                                           _CHAINED)]
             label, weight, output, watch, group = (
                 int(match.group(1)) if match else None for match in found)
+            if output is None and "IN_PORT" in part:  # back out of the port it came in by
+                output = watch
             buckets.append((label, 1 if weight is None else weight, output))
             watched.append(watch)
             chained.append(group)

@@ -5,8 +5,7 @@ runs again it installs the proper decision (the fallback without the link).
 Two links, chosen from the fallback's decision (computed here from the TE core): the middle
 link of the longest single path (repaired by the transit switch before it, through its
 fast-failover group) and the first link of one (repaired at the ingress). The hosts' ARP
-entries are pinned first: a frozen controller answers no ARP, and a host whose entry went
-stale would stop sending for reasons that have nothing to do with forwarding.
+entries are pinned first (``Testbed.pin_arp``): a frozen controller answers no ARP.
 """
 from __future__ import annotations
 
@@ -32,14 +31,6 @@ def net():
         yield testbed
 
 
-def pin_arp(testbed: Testbed, a: str, b: str) -> None:
-    """Static neighbour entries on both hosts for each other."""
-    for host, peer in ((a, b), (b, a)):
-        node, other = testbed.net.get(host), testbed.net.get(peer)
-        node.cmd(f"ip neigh replace {other.IP()} lladdr {other.MAC()} "
-                 f"dev {node.defaultIntf()} nud permanent")
-
-
 def failover_groups(testbed: Testbed) -> dict[str, dict]:
     return {switch: {gid: group for gid, group in testbed.dump_groups(switch).items()
                      if group.type == "ff"} for switch in sorted(testbed.bridges)}
@@ -60,7 +51,7 @@ def test_the_switches_repair_a_link_failure_while_the_controller_is_stopped(net,
 
     h_src, h_dst = ex.host_of(net, src), ex.host_of(net, dst)
     s_u, s_v = ex.switch_of(net, u), ex.switch_of(net, v)
-    pin_arp(net, h_src, h_dst)
+    net.pin_arp(h_src, h_dst)
     ping = net.ping(h_src, h_dst, count=PINGS, interval_s=PING_INTERVAL_S)
     udp = net.iperf3(h_src, h_dst, seconds=PINGS * PING_INTERVAL_S, udp_mbps=UDP_MBPS,
                      length=UDP_PAYLOAD)

@@ -10,7 +10,9 @@ same translations the app uses (``controller.openflow``), and :func:`walk` follo
 through the installed tables over every link: every live bucket of a SELECT group, the first
 live bucket of a FAST_FAILOVER group, where a bucket is live as in Open vSwitch (a SELECT
 bucket: weight above 0 and, if it watches a port, the port live; a failover bucket: its watched
-port live; a port is live while its cable is not cut). No root, no Open vSwitch, no sockets.
+port live; a port is live while its cable is not cut); as in Open vSwitch, an output to the
+port the packet came in by is dropped, unless it is ``IN_PORT``. No root, no Open vSwitch, no
+sockets.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ def _bucket_actions(os_ken_actions) -> list[tuple]:
     for action in os_ken_actions:
         if isinstance(action, parser.OFPActionOutput):
             actions.append(("controller",) if action.port == ofp.OFPP_CONTROLLER
+                           else ("in_port",) if action.port == ofp.OFPP_IN_PORT
                            else ("output", action.port))
         elif isinstance(action, parser.OFPActionGroup):
             actions.append(("group", action.group_id))
@@ -148,10 +151,13 @@ class FakeSwitch:
         """Back into the pipeline's bucket. A SELECT bucket that continues in a failover group
         names no port: it is the port that group's first bucket outputs on (OVS accepts a
         bucket towards a group that does not exist: then the port is None)."""
-        actions = dict((a[0], a[1]) for a in _bucket_actions(bucket.actions))
+        actions = dict((a[0], a[1] if len(a) > 1 else None)
+                       for a in _bucket_actions(bucket.actions))
         watch = bucket.watch_port != ofp.OFPP_ANY
         if kind == FAILOVER:
-            return Bucket(bucket.weight, actions.get("set_label"), actions["output"])
+            back = "in_port" in actions
+            return Bucket(bucket.weight, actions.get("set_label"),
+                          bucket.watch_port if back else actions["output"], back=back)
         port = actions.get("output")
         if port is None:
             chained = self.groups.get(actions["group"])
@@ -269,10 +275,13 @@ def walk(switches: dict[int, FakeSwitch], neighbour: dict[tuple[int, int], tuple
             if bucket.group is not None:
                 group(dpid, out, bucket.group, visited, seen)
             else:
-                send(dpid, out, bucket.port, visited, seen)
+                send(dpid, out, packet["in_port"] if bucket.back else bucket.port, visited,
+                     seen, back=bucket.back)
 
-    def send(dpid, packet, port, visited, labels):
-        if (dpid, port) in hosts_at:
+    def send(dpid, packet, port, visited, labels, back=False):
+        if port == packet["in_port"] and not back:  # as OVS: "skipping output to input port"
+            outcomes.append((labels, visited, "dropped (output to in_port)"))
+        elif (dpid, port) in hosts_at:
             outcomes.append((labels, visited, hosts_at[dpid, port]))
         elif (dpid, port) in neighbour:
             next_dpid, in_port = neighbour[dpid, port]

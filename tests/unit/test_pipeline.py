@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from fake_switch import FakeSwitch
-from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 from os_ken.ofproto.ofproto_protocol import ProtocolDesc
 
 from agents.baselines import shortest_path_decision
@@ -28,9 +28,9 @@ from topologies.catalog import load_topology
 from topologies.mininet import host_plan, link_plan
 
 
-def make_fabric(spec: str, known_links=None) -> Fabric:
+def make_fabric(spec: str, known_links=None, k: int = 3) -> Fabric:
     graph = load_topology(spec)
-    path_set = PathSet.from_graph(graph, k=3)
+    path_set = PathSet.from_graph(graph, k=k)
     dpid_of = {node: data["dpid"] for node, data in graph.nodes(data=True)}
     link_ports = {}
     for link in link_plan(graph, scale=1000.0):
@@ -203,8 +203,9 @@ def _single_failures(fabric: Fabric, switches: dict[int, FakeSwitch]):
     ("fat-tree:k=4", "fallback")])
 def test_the_switches_alone_repair_every_single_link_failure(spec, decide):
     """The groups of the healthy network stay installed (no controller): a packet meeting the
-    cut link is moved onto a detour by the switch before it, and arrives."""
-    fabric = make_fabric(spec)
+    cut link is moved onto a detour by the switch before it, and arrives (k=4 candidates, as
+    the controller's default)."""
+    fabric = make_fabric(spec, k=4)
     decision = (shortest_path_decision(fabric.path_set, "invcap", ecmp_ties=True)
                 if decide == "fallback" else Decision.uniform(fabric.path_set))
     switches = install(fabric, decision)
@@ -253,6 +254,8 @@ def test_a_single_path_pair_is_not_watched_at_the_ingress_its_failover_group_det
     groups = pipeline.groups_by_switch(fabric, decision)
     repair = pipeline.local_repair(fabric)
     failover_ids = {group.group_id for group in repair.groups.values()}
+    assert not any(bucket.back for (_, came_from), group in repair.groups.items()
+                   if came_from is None for bucket in group.buckets)
     bridges = {frozenset(link) for link in nx.bridges(nx.Graph(list(fabric.link_ports)))}
     for dpid, node in fabric.node_of.items():
         for gid, group in select_groups(groups[dpid]).items():
@@ -279,8 +282,10 @@ def test_local_repair_adds_bounded_groups_and_few_rules(spec):
     for dpid, node in fabric.node_of.items():
         groups = pipeline.groups_by_switch(fabric, decision, repair)[dpid]
         failover = [g for g in groups.values() if g.kind == pipeline.FAILOVER]
-        # at most one per (next switch, destination), of at most 1 + DETOURS_PER_HOP buckets
-        assert len(failover) <= graph.out_degree(node) * (graph.number_of_nodes() - 1)
+        # at most 1 + DETOURS_PER_HOP per (next switch, destination) (one plain, one for each
+        # detour back out of the in-port), of at most 1 + DETOURS_PER_HOP buckets
+        assert len(failover) <= graph.out_degree(node) * (graph.number_of_nodes() - 1) * (
+            1 + pipeline.DETOURS_PER_HOP)
         assert all(2 <= len(g.buckets) <= 1 + pipeline.DETOURS_PER_HOP for g in failover)
         # the SELECT groups are today's, buckets chained to failover groups or watched
         assert {gid: [(b.weight, b.label, b.port) for b in g.buckets]
@@ -289,3 +294,26 @@ def test_local_repair_adds_bounded_groups_and_few_rules(spec):
             for gid, g in pipeline.groups_by_switch(today, decision)[dpid].items()}
     ids = [g.group_id for g in repair.groups.values()]
     assert len(set(ids)) == len(ids) and min(ids) >= pipeline.FAILOVER_GROUP_BASE
+
+
+def test_a_detour_back_to_where_the_traffic_came_from_leaves_by_in_port():
+    """Open vSwitch drops an output to the port a packet came in by ("skipping output to
+    input port"): such a detour has its own group, whose bucket outputs to IN_PORT."""
+    fabric = make_fabric("abilene", k=4)
+    repair = pipeline.local_repair(fabric)
+    back = {key: group for key, group in repair.groups.items()
+            if any(bucket.back for bucket in group.buckets)}
+    assert back
+    for ((x, _, _), came_from), group in back.items():
+        (bucket,) = [bucket for bucket in group.buckets if bucket.back]
+        assert bucket.port == fabric.link_ports[x, came_from][0]
+        message = openflow.group_add(group)
+        outputs = [action.port for b in message.buckets for action in b.actions
+                   if isinstance(action, ofproto_v1_3_parser.OFPActionOutput)]
+        assert ofproto_v1_3.OFPP_IN_PORT in outputs and bucket.port not in outputs
+    # the rules of labels arriving from that switch use it, the others the plain group
+    labels = pipeline.label_flows_by_switch(fabric, repair)
+    ids = {group.group_id for group in back.values()}
+    used = {action[1] for rules in labels.values() for rule in rules
+            for action in rule.actions if action[0] == "group"}
+    assert ids <= used
