@@ -2,9 +2,10 @@
 traffic and the switches move the traffic onto a detour by themselves; once the controller
 runs again it installs the proper decision (the fallback without the link).
 
-Two links, chosen from the fallback's decision (computed here from the TE core): the middle
+Three links, chosen from the fallback's decision (computed here from the TE core): the middle
 link of the longest single path (repaired by the transit switch before it, through its
-fast-failover group) and the first link of one (repaired at the ingress). The hosts' ARP
+fast-failover group), the first link of one (repaired at the ingress), and one whose switch
+before it detours back to the switch the traffic came from (out of the port it came in by). The hosts' ARP
 entries are pinned first (``Testbed.pin_arp``): a frozen controller answers no ARP.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import expectations as ex
 import pytest
 
 from lab.testbed import Testbed
+from sim.detours import detours
 
 PING_INTERVAL_S = 0.01
 PINGS = 400
@@ -36,12 +38,29 @@ def failover_groups(testbed: Testbed) -> dict[str, dict]:
                      if group.type == "ff"} for switch in sorted(testbed.bridges)}
 
 
-@pytest.mark.parametrize("first_hop", [False, True], ids=["transit", "ingress"])
-def test_the_switches_repair_a_link_failure_while_the_controller_is_stopped(net, measure,
-                                                                           first_hop):
+def back_victim(paths, decision) -> tuple[str, str, int, tuple[str, str]]:
+    """A single-path pair and a link of its path whose switch before it detours back to the
+    switch before that (the longest such path)."""
+    found = detours(paths)
+    candidates = []
+    for src, dst, path_id in ex.single_path_pairs(paths, decision):
+        path = paths.paths[path_id]
+        for i in range(1, len(path) - 1):
+            options = found.by_hop.get((path[i], path[i + 1], dst))
+            live = paths.live_paths(ex.both_ways((path[i], path[i + 1])))
+            if options and options[0].next_hop == path[i - 1] and any(
+                    live[p] for p in paths.paths_of((dst, src))):
+                candidates.append((len(path), src, dst, path_id, (path[i], path[i + 1])))
+    assert candidates, "no detour back to where the traffic came from"
+    return max(candidates)[1:]
+
+
+@pytest.mark.parametrize("kind", ["transit", "ingress", "back"])
+def test_the_switches_repair_a_link_failure_while_the_controller_is_stopped(net, measure, kind):
     paths = ex.path_set(net)
     healthy = ex.fallback(paths)
-    src, dst, path_id, (u, v) = ex.victim(paths, healthy, first_hop=first_hop)
+    src, dst, path_id, (u, v) = (back_victim(paths, healthy) if kind == "back" else
+                                 ex.victim(paths, healthy, first_hop=kind == "ingress"))
     dead = ex.both_ways((u, v))
     degraded = ex.fallback(paths, down_links=dead)
     ex.wait_for_groups(net, ex.expected_groups(net, paths, healthy), timeout_s=20)
