@@ -16,7 +16,7 @@ traffic with it and without it (today's pipeline), with the controller running a
   frozen (SIGSTOP from just before the failure to the end of the window, then SIGCONT).
   Loss duration = lost datagrams / rate (1 ms resolution) and lost pings x 10 ms; also the
   longest silence between two echo replies. With the controller stopped,
-  ``decision_after_resume_s``: from SIGCONT until the controller's view has the link down
+  ``decision_after_resume_ms``: from SIGCONT until the controller's view has the link down
   (``/te/v1/topology``; it installs its new decision in the same call, polled every 50 ms).
   The link comes back up after each failure.
 """
@@ -123,9 +123,9 @@ def _fail_once(testbed: Testbed, link: tuple[str, str, str, str], stop: bool,
     try:
         testbed.wait_for(lambda: _seen_down(testbed, u, v), timeout_s=30, interval_s=0.05)
         if stop:
-            event["decision_after_resume_s"] = round(time.monotonic() - resumed, 2)
+            event["decision_after_resume_ms"] = round((time.monotonic() - resumed) * 1000, 1)
     except TimeoutError:
-        event["decision_after_resume_s"] = None
+        event["decision_after_resume_ms"] = None
     pinged, streamed = ping.result(), udp.result()
     lost = streamed["end"]["sum"]["lost_packets"]
     rate = UDP_MBPS * 1e6 / 8 / UDP_PAYLOAD
@@ -158,9 +158,9 @@ def outage(spec: str, local_repair: bool, repeats: int, window_s: float) -> dict
             "udp_outage_ms": _summary([e["udp_outage_ms"] for e in mine]),
             "ping_outage_ms": _summary([e["ping_outage_ms"] for e in mine]),
             "ping_longest_gap_ms": _summary([e["ping_longest_gap_ms"] for e in mine])}
-    stopped = [e["decision_after_resume_s"] for e in events
-               if e["controller"] == "stopped" and e.get("decision_after_resume_s") is not None]
-    result["controller_stopped"]["decision_after_resume_s"] = _summary(stopped)
+    stopped = [e["decision_after_resume_ms"] for e in events
+               if e["controller"] == "stopped" and e.get("decision_after_resume_ms") is not None]
+    result["controller_stopped"]["decision_after_resume_ms"] = _summary(stopped)
     result["events"] = events
     return result
 
