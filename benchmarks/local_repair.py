@@ -141,7 +141,7 @@ def _fail_once(testbed: Testbed, link: tuple[str, str, str, str], stop: bool,
 
 def outage(spec: str, local_repair: bool, repeats: int, window_s: float) -> dict[str, Any]:
     args = () if local_repair else ("--no-local-repair",)
-    prefix = ("u", "w") if local_repair else ("y", "z")
+    prefix = ("lr", "lq") if local_repair else ("lt", "lu")
     with Testbed(spec, controller_args=args, switch_prefix=prefix[0],
                  host_prefix=prefix[1]) as testbed:
         wait_ready(testbed, timeout_s=300)
