@@ -91,7 +91,7 @@ def state(spec: str) -> dict[str, Any]:
 # -- outage (Mininet) ------------------------------------------------------------------------
 def _seen_down(testbed: Testbed, u: str, v: str) -> bool:
     """The controller's view has the link down (its decision moved off it in the same call)."""
-    links = testbed.get("/te/v1/topology")["graph_links"]
+    links = testbed.api.topology()["graph_links"]
     return any(not link["up"] for link in links if {link["src"], link["dst"]} == {u, v})
 
 
@@ -133,7 +133,7 @@ def _fail_once(testbed: Testbed, link: tuple[str, str, str, str], stop: bool,
                   "ping_lost": len(pinged.lost), "ping_outage_ms": round(pinged.outage_ms, 1),
                   "ping_longest_gap_ms": round(pinged.longest_gap_ms, 1)})
     testbed.net.configLinkStatus(switch[u], switch[v], "up")
-    testbed.wait_for(lambda: testbed.get("/te/v1/status")["links"]
+    testbed.wait_for(lambda: testbed.api.status()["links"]
                      == testbed.graph.number_of_edges(), timeout_s=30, interval_s=0.2)
     time.sleep(2.0)  # the fallback uses the link again
     return event
