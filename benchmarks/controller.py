@@ -104,7 +104,7 @@ class Snoop:
 
 def _rules_and_groups(testbed: Testbed) -> dict[str, Any]:
     per_table: dict[int, list[int]] = defaultdict(list)
-    rules, groups, buckets, others = [], [], [], 0
+    rules, groups, failover, buckets, others = [], [], [], [], 0
     for switch in sorted(testbed.bridges):
         flows = testbed.own_flows(switch, COOKIE)
         others += sum(1 for key in flows if key[0] in ("other", "duplicate"))
@@ -115,16 +115,19 @@ def _rules_and_groups(testbed: Testbed) -> dict[str, Any]:
             per_table[table].append(tables.get(table, 0))
         dumped = testbed.dump_groups(switch)
         groups.append(len(dumped))
+        failover.append(sum(1 for group in dumped.values() if group.type == "ff"))
         buckets.append(sum(len(group.buckets) for group in dumped.values()))
     return {"switches": len(rules), "rules_per_switch": _summary(rules),
             "rules_total": sum(rules),
             "rules_per_table_per_switch": {f"table {t}": _summary(v)
                                            for t, v in sorted(per_table.items())},
-            "groups_per_switch": _summary(groups), "buckets_per_switch": _summary(buckets),
+            "groups_per_switch": _summary(groups),
+            "failover_groups_per_switch": _summary(failover),
+            "buckets_per_switch": _summary(buckets),
             "buckets_total": sum(buckets), "foreign_or_duplicate_rules": others}
 
 
-def _busiest_links(testbed: Testbed, count: int) -> list[tuple[str, str, str, str]]:
+def busiest_links(testbed: Testbed, count: int) -> list[tuple[str, str, str, str]]:
     """(u, v, src, dst): the links most weighted paths use, each with one OD pair over it;
     never a bridge (its failure would cut the network in two)."""
     bridges = {frozenset(map(str, link)) for link in nx.bridges(testbed.graph.to_undirected())}
@@ -178,7 +181,7 @@ def _failovers(testbed: Testbed, repeats: int) -> dict[str, Any]:
         return next(spec.name for spec in testbed.topo.host_specs
                     if spec.dpid == node_dpid[node])
 
-    links = _busiest_links(testbed, repeats)
+    links = busiest_links(testbed, repeats)
     snoop = Snoop(sorted(testbed.bridges))
     events = []
     try:
@@ -247,8 +250,8 @@ def _polling(testbed: Testbed, window_s: float) -> dict[str, Any]:
     poll_s = testbed.poll_interval_s
     testbed.poll_interval_s = 3600.0
     testbed.restart_controller()
-    _wait_ready(testbed, timeout_s=300)
-    _settled_groups(testbed, timeout_s=300)  # reconciliation done
+    wait_ready(testbed, timeout_s=300)
+    settled_groups(testbed, timeout_s=300)  # reconciliation done
     before = _cpu_seconds(testbed.controller.pid)
     time.sleep(window_s)
     idle = _cpu_seconds(testbed.controller.pid) - before
@@ -263,7 +266,7 @@ def _polling(testbed: Testbed, window_s: float) -> dict[str, Any]:
             "note": "the poll round also closes the interval and makes the fallback decision"}
 
 
-def _wait_ready(testbed: Testbed, timeout_s: float) -> None:
+def wait_ready(testbed: Testbed, timeout_s: float) -> None:
     switches, links = len(testbed.bridges), testbed.graph.number_of_edges()
 
     def ready():
@@ -276,7 +279,7 @@ def _wait_ready(testbed: Testbed, timeout_s: float) -> None:
     testbed.wait_for(ready, timeout_s=timeout_s, interval_s=1.0)
 
 
-def _settled_groups(testbed: Testbed, timeout_s: float) -> None:
+def settled_groups(testbed: Testbed, timeout_s: float) -> None:
     """Wait until every switch's groups stop changing (the first decision is installed)."""
     last = None
     edge = sum(1 for _, data in testbed.graph.nodes(data=True) if data.get("hosts", True))
@@ -284,7 +287,9 @@ def _settled_groups(testbed: Testbed, timeout_s: float) -> None:
     def stable():
         nonlocal last
         now = {s: testbed.dump_groups(s) for s in sorted(testbed.bridges)}
-        same = now == last and sum(1 for groups in now.values() if groups) == edge
+        ingress = sum(1 for groups in now.values()  # local repair's groups are everywhere
+                      if any(group.type == "select" for group in groups.values()))
+        same = now == last and ingress == edge
         last = now
         return same
 
@@ -298,8 +303,8 @@ def run_case(spec: str, scale: float, repeats: int, window_s: float,
     with Testbed(spec, scale=scale, connect_timeout_s=ready_timeout_s) as testbed:
         result["network_start_s"] = round(time.monotonic() - started, 1)
         try:
-            _wait_ready(testbed, timeout_s=ready_timeout_s)
-            _settled_groups(testbed, timeout_s=ready_timeout_s)
+            wait_ready(testbed, timeout_s=ready_timeout_s)
+            settled_groups(testbed, timeout_s=ready_timeout_s)
         except TimeoutError as error:
             log = testbed.controller_log.read_text(errors="replace")
             result["failed"] = (

@@ -70,6 +70,10 @@ class ControllerConfig:
     path_method: str | None = None
     """How candidate paths are chosen: hops, invcap, disjoint or te (``sim.paths.METHODS``);
     None: the model's, hops without a model."""
+    local_repair: bool = True
+    """Switches repair a link failure by themselves, before (and without) the controller:
+    fast-failover groups onto detours and SELECT buckets that watch their ports (README,
+    "Local repair"); False: only the controller moves traffic off a failed link."""
     model: str | None = None
     """Model file of the agent, or "default" for the shipped model of the topology; None: none."""
     allow_fallback_only: bool = False

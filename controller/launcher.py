@@ -49,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paths-k", type=int, dest="paths_k", help="candidate paths per OD pair")
     parser.add_argument("--path-method", dest="path_method", choices=PATH_METHODS,
                         help="how candidate paths are chosen (default hops)")
+    parser.add_argument("--no-local-repair", dest="local_repair", action="store_const",
+                        const=False, default=None,
+                        help="no fast-failover groups: only the controller moves traffic off "
+                             "a failed link")
     parser.add_argument("--model", help="agent model file, or 'default' for the shipped model")
     parser.add_argument("--allow-fallback-only", dest="allow_fallback_only",
                         action="store_const", const=True, default=None,
@@ -87,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> ControllerConfig:
         "topology", "ofp_host", "ofp_port", "ofp_tls_cert", "ofp_tls_key", "ofp_tls_ca",
         "rest_host", "rest_port", "rest_tls_cert", "rest_tls_key",
         "poll_interval_s", "lldp_interval_s", "capacity_scale", "paths_k", "path_method",
-        "model", "allow_fallback_only", "mode",
+        "local_repair", "model", "allow_fallback_only", "mode",
         "api_token", "decision_log", "record_dir", "budget_ms", "adapt", "trusted_keys",
         "rollout_fraction", "rollout_step", "rollout_ingress")}
     if overrides["api_token"] is None:  # set but empty is refused, not taken for "no token"

@@ -70,8 +70,10 @@ class NetworkView:
 
     def __init__(self, expected: nx.DiGraph | None, discovery: LinkDiscovery, *,
                  paths_k: int = 4, path_method: str = "hops", capacity_scale: float = 1.0,
-                 default_capacity_mbps: float = 1000.0, history_len: int = 12) -> None:
+                 default_capacity_mbps: float = 1000.0, history_len: int = 12,
+                 local_repair: bool = True) -> None:
         self.expected = expected
+        self.local_repair = local_repair
         self.discovery = discovery
         self.paths_k, self.path_method = paths_k, path_method
         self.capacity_scale = capacity_scale
@@ -205,7 +207,8 @@ class NetworkView:
     def fabric(self) -> Fabric | None:
         if self.state is None:
             return None
-        return Fabric(self.state.path_set, self.dpid_of, dict(self.link_ports), dict(self.hosts))
+        return Fabric(self.state.path_set, self.dpid_of, dict(self.link_ports), dict(self.hosts),
+                      self.local_repair)
 
     # -- statistics --------------------------------------------------------------------------
     def port_stats(self, dpid: int, samples: Iterable[tuple[int, float, float]]) -> None:

@@ -15,7 +15,7 @@ from os_ken.lib.packet import arp, ether_types, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.pipeline import TABLE_DELIVER, Action, Flow, Group
+from controller.pipeline import FAILOVER, TABLE_DELIVER, Action, Bucket, Flow, Group
 
 ALL_ONES_64 = 0xFFFFFFFFFFFFFFFF
 Send = tuple[int, Any]
@@ -35,6 +35,8 @@ def _action(action: Action) -> list:
     if kind == "push_label":
         return [parser.OFPActionPushMpls(ether_types.ETH_TYPE_MPLS),
                 parser.OFPActionSetField(mpls_label=args[0])]
+    if kind == "set_label":
+        return [parser.OFPActionSetField(mpls_label=args[0])]
     raise ValueError(f"unknown action {action!r}")
 
 
@@ -136,11 +138,26 @@ def delivered_host(stats) -> tuple[str, int] | None:
     return None
 
 
+def _bucket(bucket: Bucket, kind: str) -> parser.OFPBucket:
+    """A SELECT bucket pushes its label, a failover bucket sets it (or keeps it: None); a
+    failover bucket back to where the packet came from outputs to ``IN_PORT`` (an output to
+    the in-port by number is dropped)."""
+    if kind == FAILOVER:
+        relabel = [] if bucket.label is None else _action(("set_label", bucket.label))
+        out = ofp.OFPP_IN_PORT if bucket.back else bucket.port
+        return parser.OFPBucket(watch_port=bucket.port,
+                                actions=relabel + [parser.OFPActionOutput(out)])
+    onwards = ("output", bucket.port) if bucket.group is None else ("group", bucket.group)
+    return parser.OFPBucket(weight=bucket.weight,
+                            watch_port=bucket.port if bucket.watch else ofp.OFPP_ANY,
+                            actions=_action(("push_label", bucket.label)) + _action(onwards))
+
+
 def group_mod(group: Group, command: int) -> parser.OFPGroupMod:
-    buckets = [parser.OFPBucket(weight=bucket.weight, actions=_action(("push_label", bucket.label))
-                                + _action(("output", bucket.port))) for bucket in group.buckets]
-    return parser.OFPGroupMod(datapath=None, command=command, type_=ofp.OFPGT_SELECT,
-                              group_id=group.group_id, buckets=buckets)
+    return parser.OFPGroupMod(
+        datapath=None, command=command,
+        type_=ofp.OFPGT_FF if group.kind == FAILOVER else ofp.OFPGT_SELECT,
+        group_id=group.group_id, buckets=[_bucket(bucket, group.kind) for bucket in group.buckets])
 
 
 def group_add(group: Group) -> parser.OFPGroupMod:

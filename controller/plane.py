@@ -97,7 +97,8 @@ class ControlPlane:
         self.view = NetworkView(
             self.expected, self.discovery, paths_k=paths_k,
             path_method=path_method, capacity_scale=config.capacity_scale,
-            default_capacity_mbps=config.default_capacity_mbps)
+            default_capacity_mbps=config.default_capacity_mbps,
+            local_repair=config.local_repair)
         self.metrics = Metrics(poll_interval_s=config.poll_interval_s,
                                capacity_scale=config.capacity_scale,
                                od_pairs=config.metrics_od_pairs)

@@ -36,6 +36,7 @@ class SwitchSync:
         self.ready: set[int] = set()
         self.flows: dict[int, dict[tuple, pipeline.Flow | None]] = {}
         self.groups: dict[int, dict[int, pipeline.Group | None]] = {}
+        self._repair_cache: tuple[object, pipeline.Repair] = (None, pipeline.Repair())
         self._label_cache: tuple[object, dict] = (None, {})
         self._group_cache: tuple[object, object, dict] = (None, None, {})
 
@@ -60,13 +61,22 @@ class SwitchSync:
 
     @staticmethod
     def _fabric_key(fabric: pipeline.Fabric, version: int) -> tuple:
-        return version, tuple(sorted(fabric.link_ports.items()))
+        return version, fabric.local_repair, tuple(sorted(fabric.link_ports.items()))
+
+    def repair(self, fabric: pipeline.Fabric, version: int) -> pipeline.Repair:
+        """Failover groups and detour tunnels, recomputed only when the paths or their ports
+        change."""
+        key = self._fabric_key(fabric, version)
+        if self._repair_cache[0] != key:
+            self._repair_cache = (key, pipeline.local_repair(fabric))
+        return self._repair_cache[1]
 
     def label_rules(self, fabric: pipeline.Fabric, version: int) -> dict[int, list[pipeline.Flow]]:
         """Label rules per switch, recomputed only when the paths or their ports change."""
         key = self._fabric_key(fabric, version)
         if self._label_cache[0] != key:
-            self._label_cache = (key, pipeline.label_flows_by_switch(fabric))
+            self._label_cache = (key, pipeline.label_flows_by_switch(
+                fabric, self.repair(fabric, version)))
         return self._label_cache[1]
 
     def desired_groups(self, fabric: pipeline.Fabric | None, version: int,
@@ -77,7 +87,7 @@ class SwitchSync:
         key = self._fabric_key(fabric, version)
         cached_decision, cached_key, groups = self._group_cache
         if cached_decision is not decision or cached_key != key:
-            groups = pipeline.groups_by_switch(fabric, decision)
+            groups = pipeline.groups_by_switch(fabric, decision, self.repair(fabric, version))
             self._group_cache = (decision, key, groups)
         return groups
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -261,8 +261,21 @@ class Testbed:
         self.controller_log = Path(self.log_dir) / f"controller-{self.name}-r{self.restarts}.log"
         self._start_controller(timeout_s=timeout_s)
 
+    def pause_controller(self) -> None:
+        """Freeze the controller (SIGSTOP): its connections stay open but nothing answers,
+        as a controller that hangs. The switches go on with the rules and groups they hold."""
+        if self.controller is None:
+            raise TestbedError("no controller to pause")
+        os.kill(self.controller.pid, signal.SIGSTOP)
+
+    def resume_controller(self) -> None:
+        """Let a paused controller go on (SIGCONT); a running one is not affected."""
+        if self.controller is not None and self.controller.poll() is None:
+            os.kill(self.controller.pid, signal.SIGCONT)
+
     def _stop_controller(self) -> None:
         if self.controller is not None:
+            self.resume_controller()  # a stopped process would not see SIGTERM
             _terminate(self.controller.pid, "controller")
             self.controller.wait(timeout=10)
             self.controller = None
@@ -404,6 +417,15 @@ class Testbed:
     def host_ip(self, host: str) -> str:
         return self.net.get(host).IP()
 
+    def pin_arp(self, a: str, b: str) -> None:
+        """Static neighbour entries on hosts ``a`` and ``b`` for each other: while the
+        controller (which answers ARP) is stopped, a stale entry would stop a host sending
+        for reasons that have nothing to do with forwarding."""
+        for host, peer in ((a, b), (b, a)):
+            node, other = self.net.get(host), self.net.get(peer)
+            node.cmd(f"ip neigh replace {other.IP()} lladdr {other.MAC()} "
+                     f"dev {node.defaultIntf()} nud permanent")
+
     def ping(self, src: str, dst: str, count: int, interval_s: float = 0.01,
              wait_s: float = 1.0) -> PingRun:
         """Start ``ping`` from host ``src`` to host ``dst``: ``count`` echo requests, one every
@@ -456,11 +478,18 @@ def _name_hint(process: subprocess.Popen) -> str:
 # -- reading back what the switches hold --------------------------------------------------
 @dataclass(frozen=True)
 class GroupEntry:
-    """One group as ``ovs-ofctl dump-groups`` shows it; buckets are (label, weight, port)."""
+    """One group as ``ovs-ofctl dump-groups`` shows it; buckets are (label, weight, port).
+
+    The label is the one a bucket pushes or sets; the port is the one it outputs on, or for
+    a bucket that continues in another group (local repair), that group's first bucket's.
+    ``type`` is "select" or "ff" (fast failover); ``watched`` the bucket's watch port."""
 
     group_id: int
     type: str
     buckets: tuple[tuple[int | None, int, int | None], ...]
+    watched: tuple[int | None, ...] = ()
+    chained: tuple[int | None, ...] = ()
+    """The group each bucket continues in (None: none)."""
 
     def weights(self) -> dict[int | None, int]:
         """MPLS label -> bucket weight."""
@@ -471,6 +500,8 @@ _GROUP = re.compile(r"group_id=(\d+),type=(\w+)")
 _WEIGHT = re.compile(r"weight:(\d+)")
 _LABEL = re.compile(r"set_field:(\d+)->mpls_label")
 _OUTPUT = re.compile(r"output:(\d+)")
+_WATCH = re.compile(r"watch_port:(\d+)")
+_CHAINED = re.compile(r"[,=]group:(\d+)")
 
 
 def parse_groups(text: str) -> dict[int, GroupEntry]:
@@ -479,16 +510,31 @@ def parse_groups(text: str) -> dict[int, GroupEntry]:
         head = _GROUP.search(line)
         if head is None:
             continue
-        buckets = []
+        buckets, watched, chained = [], [], []
         for part in line.split("bucket=")[1:]:
-            weight, label, output = (_WEIGHT.search(part), _LABEL.search(part),
-                                     _OUTPUT.search(part))
-            buckets.append((int(label.group(1)) if label else None,
-                            int(weight.group(1)) if weight else 1,
-                            int(output.group(1)) if output else None))
+            found = [pattern.search(part) for pattern in (_LABEL, _WEIGHT, _OUTPUT, _WATCH,
+                                                          _CHAINED)]
+            label, weight, output, watch, group = (
+                int(match.group(1)) if match else None for match in found)
+            if output is None and "IN_PORT" in part:  # back out of the port it came in by
+                output = watch
+            buckets.append((label, 1 if weight is None else weight, output))
+            watched.append(watch)
+            chained.append(group)
         group_id = int(head.group(1))
-        groups[group_id] = GroupEntry(group_id, head.group(2), tuple(buckets))
-    return groups
+        groups[group_id] = GroupEntry(group_id, head.group(2), tuple(buckets), tuple(watched),
+                                      tuple(chained))
+    return {gid: _resolve_chained(entry, groups) for gid, entry in groups.items()}
+
+
+def _resolve_chained(entry: GroupEntry, groups: dict[int, GroupEntry]) -> GroupEntry:
+    """A bucket that continues in another group leaves by that group's first bucket's port."""
+    buckets = []
+    for (label, weight, port), group in zip(entry.buckets, entry.chained):
+        if port is None and group in groups and groups[group].buckets:
+            port = groups[group].buckets[0][2]
+        buckets.append((label, weight, port))
+    return replace(entry, buckets=tuple(buckets))
 
 
 _STATS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age|reset_counts)=[^ ,]*,? ?")

@@ -16,7 +16,7 @@ import pytest
 
 from agents.baselines import fallback_policy
 from controller.pipeline import WEIGHT_TOLERANCE
-from lab.testbed import Testbed
+from lab.testbed import GroupEntry, Testbed
 from sim.decision import Decision
 from sim.paths import PathSet
 from topologies.catalog import load_topology
@@ -92,12 +92,19 @@ def expected_groups(testbed: Testbed, paths: PathSet,
 def installed_groups(testbed: Testbed,
                      switches: Iterable[str] | None = None) -> dict[str, dict[int, list[Bucket]]]:
     """The same shape, read back from the switches with ``ovs-ofctl dump-groups``."""
-    installed = {}
-    for switch in sorted(switches if switches is not None else testbed.bridges):
-        groups = testbed.dump_groups(switch)
-        assert all(group.type == "select" for group in groups.values()), groups
-        installed[switch] = {gid: sorted(group.buckets) for gid, group in groups.items()}
-    return installed
+    return {switch: select_buckets(testbed.dump_groups(switch))
+            for switch in sorted(switches if switches is not None else testbed.bridges)}
+
+
+def select_buckets(groups: dict[int, GroupEntry]) -> dict[int, list[Bucket]]:
+    """The SELECT groups of one switch's dump, sorted buckets (a bucket that continues in a
+    failover group has that group's first port). The others must be local repair's
+    fast-failover groups, whose every bucket watches the port it outputs on."""
+    failover = [group for group in groups.values() if group.type != "select"]
+    assert all(group.type == "ff" for group in failover), failover
+    assert all(watch == port for group in failover
+               for watch, (_, _, port) in zip(group.watched, group.buckets)), failover
+    return {gid: sorted(group.buckets) for gid, group in groups.items() if group.type == "select"}
 
 
 def group_differences(expected: dict, installed: dict,
@@ -141,6 +148,28 @@ def single_path_pairs(paths: PathSet, decision: Decision) -> list[tuple[str, str
     return pairs
 
 
+def victim(paths: PathSet, decision: Decision,
+           first_hop: bool = False) -> tuple[str, str, int, tuple[str, str]]:
+    """(src, dst, path id, link) to fail: a single-path OD pair of the decision and the
+    middle link of its path (seen by transit switches only; the ingress must be told, or a
+    switch next to the link repair it) or, with ``first_hop``, its first link; the longest
+    such path, such that the pair and its reverse still have a path once the link is down."""
+    candidates = []
+    for src, dst, path_id in single_path_pairs(paths, decision):
+        links = paths.links_of(path_id)
+        if len(links) < 3:
+            continue
+        link = links[0] if first_hop else links[len(links) // 2]
+        live = paths.live_paths(both_ways(link))
+        if not (any(live[p] for p in paths.paths_of((src, dst)))
+                and any(live[p] for p in paths.paths_of((dst, src)))):
+            continue
+        candidates.append((len(links), src, dst, path_id, link))
+    assert candidates, "no single path of three hops or more in this topology"
+    _, src, dst, path_id, link = max(candidates)
+    return src, dst, path_id, link
+
+
 def wait_until_ready(testbed: Testbed, timeout_s: float = 60.0) -> dict:
     """Every switch connected, every link of the network discovered, and every switch
     holding its groups (the controller has taken it over): returns the status."""
@@ -158,7 +187,7 @@ def wait_until_ready(testbed: Testbed, timeout_s: float = 60.0) -> dict:
                     1 for dst in testbed.graph.nodes
                     if dst != src and testbed.graph.nodes[dst].get("hosts", True))
         for switch, count in expected.items():
-            if len(testbed.dump_groups(switch)) != count:
+            if len(select_buckets(testbed.dump_groups(switch))) != count:
                 return None
         return status
 

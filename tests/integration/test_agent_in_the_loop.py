@@ -225,11 +225,7 @@ class Lab:
         switches = sorted(self.net.bridges)
         with ThreadPoolExecutor(len(switches)) as pool:
             dumps = dict(zip(switches, pool.map(self.net.dump_groups, switches)))
-        installed = {}
-        for switch, groups in dumps.items():
-            assert all(group.type == "select" for group in groups.values()), groups
-            installed[switch] = {gid: sorted(group.buckets) for gid, group in groups.items()}
-        return installed
+        return {switch: ex.select_buckets(groups) for switch, groups in dumps.items()}
 
     def snapshot(self) -> Snapshot | None:
         """A consistent reading (no decision in between), or None."""

@@ -2,8 +2,9 @@
 dead link at once, and use it again when it comes back.
 
 The link is chosen from the fallback's own decision (computed here from the TE core): the
-middle link of the longest single path, so that the failure is seen by transit switches and the
-ingress switch must be told by the controller.
+middle link of the longest single path, so that the failure is seen by transit switches: the one
+before the link detours at once (local repair, tests/integration/test_local_repair.py), and
+the controller then moves the ingress switch's weights off it.
 """
 from __future__ import annotations
 
@@ -15,25 +16,6 @@ PING_INTERVAL_S = 0.01
 UDP_PAYLOAD = 500
 UDP_MBPS = 0.5  # 125 datagrams a second
 OUTAGE_LIMIT_MS = 1000
-
-
-def _victim(paths, decision):
-    """(src, dst, path id, link): a single-path OD pair and the middle link of its path, such
-    that the pair and its reverse still have a path once the link is down."""
-    candidates = []
-    for src, dst, path_id in ex.single_path_pairs(paths, decision):
-        links = paths.links_of(path_id)
-        if len(links) < 3:
-            continue
-        link = links[len(links) // 2]
-        live = paths.live_paths(ex.both_ways(link))
-        if not (any(live[p] for p in paths.paths_of((src, dst)))
-                and any(live[p] for p in paths.paths_of((dst, src)))):
-            continue
-        candidates.append((len(links), src, dst, path_id, link))
-    assert candidates, "no single path of three hops or more in this topology"
-    _, src, dst, path_id, link = max(candidates)
-    return src, dst, path_id, link
 
 
 def _weighted_links(paths, installed) -> set[tuple[str, str]]:
@@ -50,7 +32,7 @@ def _weighted_links(paths, installed) -> set[tuple[str, str]]:
 def test_traffic_survives_a_link_failure_and_the_link_is_used_again(network, measure):
     paths = ex.path_set(network)
     healthy = ex.fallback(paths)
-    src, dst, path_id, (u, v) = _victim(paths, healthy)
+    src, dst, path_id, (u, v) = ex.victim(paths, healthy)
     dead = ex.both_ways((u, v))
     degraded = ex.fallback(paths, down_links=dead)
     assert dead & set(paths.links_of(path_id))

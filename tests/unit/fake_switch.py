@@ -3,10 +3,16 @@
 A :class:`FakeSwitch` applies the real OpenFlow 1.3 messages the controller returns (flow and
 group modifications, packet-outs, requests) to its tables and answers requests the way Open
 vSwitch does, including the errors OVS would send (a group added twice, a group modified that
-does not exist). A :class:`FakeNetwork` wires switches of a catalog topology to a
-``ControlPlane`` through the same translations the app uses (``controller.openflow``), and
-:func:`walk` follows a packet through the installed tables, every bucket of every group, over
-every link. No root, no Open vSwitch, no sockets.
+does not exist, a rule towards a group that does not exist, a fast failover bucket that
+watches nothing) and what it does to rules when a group they use is deleted (deletes them). A
+:class:`FakeNetwork` wires switches of a catalog topology to a ``ControlPlane`` through the
+same translations the app uses (``controller.openflow``), and :func:`walk` follows a packet
+through the installed tables over every link: every live bucket of a SELECT group, the first
+live bucket of a FAST_FAILOVER group, where a bucket is live as in Open vSwitch (a SELECT
+bucket: weight above 0 and, if it watches a port, the port live; a failover bucket: its watched
+port live; a port is live while its cable is not cut); as in Open vSwitch, an output to the
+port the packet came in by is dropped, unless it is ``IN_PORT``. No root, no Open vSwitch, no
+sockets.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller import openflow, pipeline
 from controller.config import ControllerConfig
-from controller.pipeline import Bucket, Flow, Host
+from controller.pipeline import FAILOVER, SELECT, Bucket, Flow, Group, Host
 from controller.plane import ControlPlane, Now
 from topologies.catalog import load_topology
 from topologies.mininet import host_plan, link_plan
@@ -42,6 +48,7 @@ def _bucket_actions(os_ken_actions) -> list[tuple]:
     for action in os_ken_actions:
         if isinstance(action, parser.OFPActionOutput):
             actions.append(("controller",) if action.port == ofp.OFPP_CONTROLLER
+                           else ("in_port",) if action.port == ofp.OFPP_IN_PORT
                            else ("output", action.port))
         elif isinstance(action, parser.OFPActionGroup):
             actions.append(("group", action.group_id))
@@ -50,7 +57,10 @@ def _bucket_actions(os_ken_actions) -> list[tuple]:
         elif isinstance(action, parser.OFPActionPushMpls):
             actions.append(("push_label", None))
         elif isinstance(action, parser.OFPActionSetField) and action.key == "mpls_label":
-            actions[-1] = ("push_label", action.value)
+            if actions and actions[-1] == ("push_label", None):
+                actions[-1] = ("push_label", action.value)
+            else:
+                actions.append(("set_label", action.value))
         else:
             raise AssertionError(f"unexpected action {action}")
     return actions
@@ -68,7 +78,7 @@ class FakeSwitch:
     dpid: int
     ports: dict[int, str] = field(default_factory=dict)  # port -> MAC
     flows: dict[tuple, Installed] = field(default_factory=dict)
-    groups: dict[int, tuple[Bucket, ...]] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     packets_out: list[tuple[int, bytes]] = field(default_factory=list)
     replies: deque = field(default_factory=deque)
@@ -96,6 +106,11 @@ class FakeSwitch:
         if message.command == ofp.OFPFC_ADD:
             flow = Flow(message.table_id, message.priority, match,
                         actions_of(message.instructions))
+            missing = [args[0] for kind, *args in flow.actions
+                       if kind == "group" and args[0] not in self.groups]
+            if missing:  # OVS refuses the rule: OFPBAC_BAD_OUT_GROUP
+                self.errors.append(f"rule {key} uses unknown group {missing[0]}")
+                return
             self.flows[key] = Installed(flow, message.cookie, list(message.instructions))
         elif message.command == ofp.OFPFC_DELETE_STRICT:
             rule = self.flows.get(key)
@@ -108,24 +123,48 @@ class FakeSwitch:
     def _group_mod(self, message) -> None:
         self.group_mods += 1
         gid = message.group_id
-        buckets = tuple(self._bucket(bucket) for bucket in message.buckets)
+        if message.command == ofp.OFPGC_DELETE:
+            self.groups.pop(gid, None)
+            # As OVS: the rules that use a deleted group go with it.
+            for key in [key for key, rule in self.flows.items() if ("group", gid) in rule.flow.actions]:
+                del self.flows[key]
+            return
+        kind = FAILOVER if message.type == ofp.OFPGT_FF else SELECT
+        if kind == FAILOVER and any(bucket.watch_port == ofp.OFPP_ANY
+                                    and bucket.watch_group == ofp.OFPG_ANY
+                                    for bucket in message.buckets):
+            self.errors.append(f"group {gid}: a fast failover bucket watches nothing")
+            return
+        group = Group(gid, tuple(self._bucket(bucket, kind) for bucket in message.buckets), kind)
         if message.command == ofp.OFPGC_ADD:
             if gid in self.groups:
                 self.errors.append(f"group {gid} exists")
                 return
-            self.groups[gid] = buckets
+            self.groups[gid] = group
         elif message.command == ofp.OFPGC_MODIFY:
             if gid not in self.groups:
                 self.errors.append(f"unknown group {gid}")
                 return
-            self.groups[gid] = buckets
-        elif message.command == ofp.OFPGC_DELETE:
-            self.groups.pop(gid, None)
+            self.groups[gid] = group
 
-    @staticmethod
-    def _bucket(bucket) -> Bucket:
-        actions = dict((a[0], a[1]) for a in _bucket_actions(bucket.actions))
-        return Bucket(bucket.weight, actions["push_label"], actions["output"])
+    def _bucket(self, bucket, kind: str) -> Bucket:
+        """Back into the pipeline's bucket. A SELECT bucket that continues in a failover group
+        names no port: it is the port that group's first bucket outputs on (OVS accepts a
+        bucket towards a group that does not exist: then the port is None)."""
+        actions = dict((a[0], a[1] if len(a) > 1 else None)
+                       for a in _bucket_actions(bucket.actions))
+        watch = bucket.watch_port != ofp.OFPP_ANY
+        if kind == FAILOVER:
+            back = "in_port" in actions
+            return Bucket(bucket.weight, actions.get("set_label"),
+                          bucket.watch_port if back else actions["output"], back=back)
+        port = actions.get("output")
+        if port is None:
+            chained = self.groups.get(actions["group"])
+            port = chained.buckets[0].port if chained is not None else None
+        if watch:
+            assert bucket.watch_port == port, (bucket.watch_port, port)
+        return Bucket(bucket.weight, actions["push_label"], port, watch, actions.get("group"))
 
     def _packet_out(self, message) -> None:
         (action,) = message.actions
@@ -167,8 +206,11 @@ class FakeSwitch:
     def rules(self) -> dict[tuple, Flow]:
         return {key: rule.flow for key, rule in self.flows.items()}
 
-    def group_table(self) -> dict[int, pipeline.Group]:
-        return {gid: pipeline.Group(gid, buckets) for gid, buckets in self.groups.items()}
+    def group_table(self) -> dict[int, Group]:
+        return dict(self.groups)
+
+    def select_groups(self) -> dict[int, Group]:
+        return {gid: group for gid, group in self.groups.items() if group.kind == SELECT}
 
     def wipe(self) -> None:
         """A switch restarted empty."""
@@ -178,12 +220,17 @@ class FakeSwitch:
 
 def walk(switches: dict[int, FakeSwitch], neighbour: dict[tuple[int, int], tuple[int, int]],
          hosts_at: dict[tuple[int, int], str], src: Host, dst: Host) -> list[tuple]:
-    """Every way a packet from ``src`` to ``dst`` can go: (labels pushed, switches, end), where
-    the end is a host MAC, "controller", "dropped", "no rule", "loop" or a dead port."""
+    """Every way a packet from ``src`` to ``dst`` can go: (labels pushed or set, switches,
+    end), where the end is a host MAC, "controller", "dropped", "no rule", "loop" or a dead
+    port. ``neighbour`` holds the live links only: a port is live when it leads to a host or
+    over a live link."""
     outcomes = []
 
+    def live(dpid, port):
+        return (dpid, port) in hosts_at or (dpid, port) in neighbour
+
     def step(dpid, packet, table, visited, labels):
-        if len(visited) > len(switches) + 1:
+        if len(visited) > 2 * len(switches) + 1:
             outcomes.append((labels, visited, "loop"))
             return
         rule = switches[dpid].lookup(table, packet)
@@ -203,22 +250,38 @@ def walk(switches: dict[int, FakeSwitch], neighbour: dict[tuple[int, int], tuple
             elif kind == "goto":
                 return step(dpid, packet, args[0], visited, labels)
             elif kind == "group":
-                buckets = switches[dpid].groups.get(args[0])
-                if buckets is None:
-                    outcomes.append((labels, visited, f"no group {args[0]}"))
-                    return
-                for bucket in buckets:
-                    if bucket.weight == 0:
-                        continue
-                    pushed = dict(packet, eth_type=pipeline.ETH_MPLS, mpls_label=bucket.label)
-                    send(dpid, pushed, bucket.port, visited, labels + [bucket.label])
-                return
+                return group(dpid, packet, args[0], visited, labels)
             elif kind == "output":
                 return send(dpid, packet, args[0], visited, labels)
         outcomes.append((labels, visited, "dropped"))
 
-    def send(dpid, packet, port, visited, labels):
-        if (dpid, port) in hosts_at:
+    def group(dpid, packet, group_id, visited, labels):
+        chosen = switches[dpid].groups.get(group_id)
+        if chosen is None:
+            outcomes.append((labels, visited, f"no group {group_id}"))
+            return
+        if chosen.kind == FAILOVER:
+            buckets = [b for b in chosen.buckets if live(dpid, b.port)][:1]
+        else:  # OVS: weight 0 is never chosen, nor a watched bucket whose port is down
+            buckets = [b for b in chosen.buckets
+                       if b.weight and (not b.watch or live(dpid, b.port))]
+        if not buckets:
+            outcomes.append((labels, visited, "dropped"))
+        for bucket in buckets:
+            out, seen = dict(packet), labels
+            if bucket.label is not None:
+                out.update(eth_type=pipeline.ETH_MPLS, mpls_label=bucket.label)
+                seen = labels + [bucket.label]
+            if bucket.group is not None:
+                group(dpid, out, bucket.group, visited, seen)
+            else:
+                send(dpid, out, packet["in_port"] if bucket.back else bucket.port, visited,
+                     seen, back=bucket.back)
+
+    def send(dpid, packet, port, visited, labels, back=False):
+        if port == packet["in_port"] and not back:  # as OVS: "skipping output to input port"
+            outcomes.append((labels, visited, "dropped (output to in_port)"))
+        elif (dpid, port) in hosts_at:
             outcomes.append((labels, visited, hosts_at[dpid, port]))
         elif (dpid, port) in neighbour:
             next_dpid, in_port = neighbour[dpid, port]
@@ -325,11 +388,16 @@ class FakeNetwork:
             self.deliver(plane.topology_changed())
             self.deliver(plane.finish_reconciliations(self.now))
 
-    def cut(self, dpid: int, port: int) -> None:
-        """The cable at ``dpid:port`` is unplugged: both ends report their port down."""
+    def cut(self, dpid: int, port: int, report: bool = True) -> None:
+        """The cable at ``dpid:port`` is unplugged: both ends report their port down (unless
+        not ``report``: a controller that is down hears nothing; :meth:`report_down` later)."""
         far = self.neighbour[dpid, port]
-        for end in ((dpid, port), far):
-            self.down.add(end)
+        self.down |= {(dpid, port), far}
+        if report:
+            self.report_down(dpid, port)
+
+    def report_down(self, dpid: int, port: int) -> None:
+        for end in ((dpid, port), self.neighbour[dpid, port]):
             port_info = openflow.Port(end[1], self.switches[end[0]].ports[end[1]], False)
             self.deliver(self.plane.port_status(end[0], port_info, deleted=False))
 

@@ -241,8 +241,52 @@ def test_a_link_down_moves_traffic_off_it_at_once_with_weights_only():
             end[0], openflow.Port(end[1], net.switches[end[0]].ports[end[1]], True), False))
     net.lldp_round()
     assert not net.plane.view.down_links() and delivers_everywhere(net)
-    assert any(b.weight for s in net.switches.values() for g in s.groups.values() for b in g
-               if (s.dpid, b.port) == (dpid, port))
+    assert any(b.weight for s in net.switches.values() for g in s.select_groups().values()
+               for b in g.buckets if (s.dpid, b.port) == (dpid, port))
+
+
+def _end_of(net: FakeNetwork, u: str, v: str) -> tuple[int, int]:
+    """(dpid, port) at u of the link u-v."""
+    dpid_u, dpid_v = (net.graph.nodes[n]["dpid"] for n in (u, v))
+    return next(end for end, far in net.neighbour.items()
+                if end[0] == dpid_u and far[0] == dpid_v)
+
+
+@pytest.mark.parametrize("u, v", [
+    ("IPLSng", "KSCYng"),  # a transit link of many paths
+    ("CHINng", "IPLSng"),  # one whose detours are tunnels beyond the path set for some pairs
+])
+def test_with_the_controller_down_the_switches_alone_repair_a_link_failure(u, v):
+    net = ready("abilene")
+    dpid, port = _end_of(net, u, v)
+    group_mods = sum(switch.group_mods for switch in net.switches.values())
+    net.cut(dpid, port, report=False)  # the controller hears nothing
+    assert delivers_everywhere(net)
+    # The controller comes back and hears of it: the proper decision, weights only.
+    net.report_down(dpid, port)
+    assert sum(switch.group_mods for switch in net.switches.values()) > group_mods
+    # Every OD pair with a live path in the path set is moved onto live paths; the others
+    # (all their paths cross the link) are still carried, by the detour tunnels.
+    paths = net.plane.view.state.path_set
+    live = paths.live_paths(net.plane.view.down_links())
+    for s in net.switches.values():
+        for g in s.select_groups().values():
+            od = paths.od_index(net.plane.name(s.dpid), net.plane.name(g.group_id))
+            weighted = [p for p in paths.paths_of(od) if net.plane.decision.weights[p] > 0]
+            assert all(live[weighted]) or not any(live[p] for p in paths.paths_of(od))
+    assert delivers_everywhere(net)
+    assert not any(switch.errors for switch in net.switches.values())
+
+
+def test_without_local_repair_a_link_failure_waits_for_the_controller():
+    net = ready("abilene", local_repair=False)
+    assert not any(g.kind == pipeline.FAILOVER or any(b.watch for b in g.buckets)
+                   for s in net.switches.values() for g in s.groups.values())
+    dpid, port = _end_of(net, "IPLSng", "KSCYng")
+    net.cut(dpid, port, report=False)
+    assert not delivers_everywhere(net)
+    net.report_down(dpid, port)
+    assert delivers_everywhere(net)
 
 
 def test_a_link_that_goes_silent_times_out_and_traffic_moves_off_it():

@@ -54,6 +54,18 @@ def test_the_command_line_sets_the_budget():
     assert config_from_args(args).health.budget_ms == 120.0
 
 
+def test_the_command_line_sets_local_repair_and_the_path_method(monkeypatch):
+    from controller.launcher import config_from_args
+    from lab.cli import build_parser
+
+    monkeypatch.delenv("RYUTE_CONFIG", raising=False)
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["controller"])).local_repair is True
+    config = config_from_args(parser.parse_args(
+        ["controller", "--no-local-repair", "--path-method", "disjoint"]))
+    assert (config.local_repair, config.path_method) == (False, "disjoint")
+
+
 def test_a_rollout_from_the_command_line_and_a_file(tmp_path):
     from controller.launcher import config_from_args
     from lab.cli import build_parser
