@@ -30,11 +30,11 @@ pytestmark = [pytest.mark.integration,
 TOKEN = "dashboard-mininet-token"
 POLL_S = 1.0
 INTERVAL_S = 6.0
-MATRICES = 5
+MATRICES = 8
 
 
 def traffic_plan(graph, testbed: Testbed) -> tuple[ReplayPlan, int]:
-    """Five synthetic matrices from 10:00, scaled so the fallback's MLU sits in [0.5, 0.9]."""
+    """Eight synthetic matrices from 10:00, scaled so the fallback's MLU sits in [0.5, 0.9]."""
     series = load_series("synthetic", graph, steps=120 + MATRICES).slice(120, 120 + MATRICES)
     path_set = PathSet.from_graph(graph, k=4)
     scale = choose_traffic_scale(np.atleast_1d(
@@ -45,6 +45,15 @@ def traffic_plan(graph, testbed: Testbed) -> tuple[ReplayPlan, int]:
                                 host_prefix=testbed.host_prefix, warmup_s=2 * POLL_S,
                                 flows=32, payload=9000 - 28)
     return plan, path_set.n_paths
+
+
+def busy(testbed: Testbed, mlu_at_least: float = 0.3, timeout_s: float = 20.0) -> float:
+    """Wait (at most ``timeout_s``) for the replay to load the network; the MLU reached."""
+    deadline, reached = time.monotonic() + timeout_s, 0.0
+    while time.monotonic() < deadline and reached < mlu_at_least:
+        reached = max(reached, testbed.api.status().get("mlu") or 0.0)
+        time.sleep(POLL_S / 2)
+    return round(reached, 3)
 
 
 def strokes(page) -> list[str]:
@@ -84,6 +93,7 @@ def test_the_dashboard_follows_a_live_network(topology, page, tmp_path, measure)
             arg=idle, timeout=40_000)
         loaded = sum(a != b for a, b in zip(idle, strokes(page)))
         measure(f"{topology}: links recoloured by the traffic", f"{loaded} of {links}")
+        measure(f"{topology}: measured MLU before the screenshots", busy(testbed))
         page.wait_for_function("() => document.getElementById('mode-value').textContent "
                                "=== 'shadow'")
         screenshot(page, tmp_path, f"dashboard-{topology}-shadow")
@@ -104,7 +114,7 @@ def test_the_dashboard_follows_a_live_network(topology, page, tmp_path, measure)
         assert testbed.api.status()["mode"] == "active"
         page.wait_for_function("() => document.getElementById('mode-value').textContent "
                                "=== 'active'")
-        time.sleep(2 * POLL_S)  # a decision or two of the active phase on the map
+        time.sleep(3 * POLL_S)  # a few decisions of the active phase on the map
         screenshot(page, tmp_path, f"dashboard-{topology}-active")
 
         # a link failure shows on the map within two statistics intervals
