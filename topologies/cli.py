@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "link utilization if routed on min-hop paths.")
     _add_topology(synthetic)
     synthetic.add_argument("--steps", type=int, required=True, help="number of matrices")
-    synthetic.add_argument("--seed", type=int, required=True)
+    synthetic.add_argument("--seed", type=int, default=0, help="default 0")
     synthetic.add_argument("--out", required=True, metavar="OUT.tm.npz")
     synthetic.add_argument("--interval", type=int, default=300,
                            help="seconds per matrix (default 300)")
