@@ -125,3 +125,32 @@ def ppo_in_env(net: SplitNet | PathNet, make_env: Callable[[], gym.Env], timeste
         net.eval()
         env.close()
     log.info("PPO: %d steps done", timesteps)
+
+
+def save_sb3_model(model: PPO, env: gym.Env, path: str | Path, topology: str = "") -> Path:
+    """Write a policy trained with stock SB3 on ``ryute/TE-v0`` as a ryute model file, which
+    ``--model`` then deploys (controller, ``ryute evaluate``, ``ryute emulate``).
+
+    The policy must be the project's own class, ``split_net_policy(net)`` with ``net`` a
+    :class:`~agents.agent.PathNet` or :class:`~agents.agent.SplitNet` built on the
+    environment's encoding: the controller serves that network alone, so a stock
+    ``"MlpPolicy"`` (whose mean comes from SB3's own layers) cannot be taken over and is
+    refused with ``ValueError``. ``env`` is the training environment (its encoding and path
+    set go into the file)."""
+    from agents.agent import AgentPolicy
+    from agents.model_file import save_model
+
+    head = getattr(model.policy, "action_net", None)
+    if not isinstance(head, _Mean):
+        raise ValueError("the PPO policy is not ryute's: train with "
+                         "PPO(split_net_policy(PathNet(env.encoding)), env, ...) so that its "
+                         "action mean is a network the controller can serve")
+    encoding = getattr(env.unwrapped, "encoding", None)
+    if encoding is None or model.action_space.shape != (encoding.n_actions,):
+        raise ValueError("env is not a ryute TE environment with the policy's action space")
+    name = topology or str(env.unwrapped.graph.graph.get("name", ""))
+    metadata = {"topology": {"name": name},
+                "training": {"method": "stable-baselines3 PPO on ryute/TE-v0",
+                             "timesteps": int(model.num_timesteps)}}
+    head.net.eval()
+    return save_model(path, AgentPolicy(head.net, encoding), metadata)
