@@ -148,7 +148,7 @@ def save_sb3_model(model: PPO, env: gym.Env, path: str | Path, topology: str = "
     encoding = getattr(env.unwrapped, "encoding", None)
     if encoding is None or model.action_space.shape != (encoding.n_actions,):
         raise ValueError("env is not a ryute TE environment with the policy's action space")
-    name = topology or str(env.unwrapped.graph.graph.get("name", ""))
+    name = topology or str(getattr(env.unwrapped, "graph").graph.get("name", ""))
     metadata = {"topology": {"name": name},
                 "training": {"method": "stable-baselines3 PPO on ryute/TE-v0",
                              "timesteps": int(model.num_timesteps)}}
