@@ -9,6 +9,7 @@ observed nor scored.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
@@ -56,8 +57,10 @@ def build_samples(
     series: TrafficSeries,
     times: np.ndarray,
     cache_dir: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Samples:
-    """The samples of ``times`` (decision intervals of ``series``, aligned to ``graph``)."""
+    """The samples of ``times`` (decision intervals of ``series``, aligned to ``graph``);
+    ``progress(done, total)`` is called after each LP optimum solved (not after cached ones)."""
     ps = encoding.path_set
     od = od_demands(ps, series.tm)
     usable = np.flatnonzero(od.sum(axis=1) > 0)
@@ -70,7 +73,7 @@ def build_samples(
                              "before it")
         # Utilizations are left at zero: the network does not read them (see agents.agent).
         observations[i] = encoding.encode(od[usable[j - encoding.history:j]], zeros, up)
-    optima = optimal_series(graph, series.tm[times], cache_dir=cache_dir)
+    optima = optimal_series(graph, series.tm[times], cache_dir=cache_dir, progress=progress)
     return Samples(np.asarray(times), observations, od[times].astype(np.float32),
                    optima.astype(np.float32))
 

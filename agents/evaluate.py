@@ -137,9 +137,9 @@ def evaluate(
 
     chosen = tm[intervals]
     optimal = optimal_series(graph, chosen, down_links=down_links,
-                             progress=_lp_progress(progress, "optimum"))
+                             progress=lp_progress(progress, "optimum"))
     candidates = (optimal_series(path_set, chosen, down_links=down_links,
-                                 progress=_lp_progress(progress, "path optimum"))
+                                 progress=lp_progress(progress, "path optimum"))
                   if path_optimum else None)
     times = tuple(series.times[t] for t in intervals) if series.times else ()
     return Evaluation(np.asarray(intervals), times, optimal, results, timings, candidates)
@@ -152,7 +152,7 @@ def _progress(iterable, enabled: bool, label: str):
     return tqdm(iterable, desc=label, unit="tm", leave=False, disable=None)
 
 
-def _lp_progress(enabled: bool, label: str) -> Callable[[int, int], None] | None:
+def lp_progress(enabled: bool, label: str) -> Callable[[int, int], None] | None:
     """A progress callback for the LP solves (only the ones not found in the cache)."""
     if not enabled:
         return None

@@ -68,6 +68,7 @@ from agents.agent import (
     share_shift,
 )
 from agents.data import Samples, build_samples, concat_samples, decision_times
+from agents.evaluate import lp_progress
 from agents.model_file import save_model
 from sim.envs.encoding import DEFAULT_LOGIT_SCALE, Encoding
 from sim.loads import od_demands
@@ -248,6 +249,7 @@ class Trainer:
     series: TrafficSeries
     config: TrainConfig = field(default_factory=TrainConfig)
     cache_dir: Path | None = None
+    progress: bool = False  # a progress bar over the data preparation's LP optima
 
     def __post_init__(self) -> None:
         c = self.config
@@ -315,7 +317,8 @@ class Trainer:
     def _samples(self, start: int, stop: int, series: TrafficSeries | None = None) -> Samples:
         series = series if series is not None else self.series
         times = decision_times(self.encoding, series, start, stop)
-        return build_samples(self.encoding, self.graph, series, times, self.cache_dir)
+        return build_samples(self.encoding, self.graph, series, times, self.cache_dir,
+                             progress=lp_progress(self.progress, f"optima of {series.source}"))
 
     def _synthetic(self, i: int, steps: int, validation: bool = False) -> TrafficSeries:
         """Synthetic series ``i`` of the training (or validation) set: its own seed, far from the
@@ -657,7 +660,7 @@ def train(
     config = Split.fitted(config, len(series))
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    trainer = Trainer(graph, series, config)
+    trainer = Trainer(graph, series, config, progress=progress)
     checkpoint = out.with_name(out.stem + ".ckpt")
     if resume and checkpoint.exists():
         trainer.load_checkpoint(checkpoint)

@@ -113,3 +113,22 @@ def test_train_reports_its_wall_time_with_the_data_preparation(workdir, capsys):
     assert training["seconds"] <= training["wall_seconds"] <= elapsed + 0.1
     assert f"in {training['wall_seconds']:.0f} s (training" in capsys.readouterr().out
 
+
+
+def test_the_data_preparation_reports_each_lp_optimum_it_solves(tmp_path):
+    from agents.data import build_samples, decision_times
+    from sim.envs.encoding import Encoding
+    from sim.paths import PathSet
+    from topologies.catalog import load_topology
+    from topologies.traffic import synthetic_traffic
+
+    graph = load_topology("ring:n=5")
+    series = synthetic_traffic(graph, steps=20, seed=3)
+    encoding = Encoding(PathSet.from_graph(graph, k=4), 1.0, 3, 5.0)
+    times = decision_times(encoding, series, 0, 20)
+    calls: list[tuple[int, int]] = []
+    build_samples(encoding, graph, series, times, tmp_path, progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1] == (len(times), len(times))  # one per LP, a fresh cache
+    calls.clear()
+    build_samples(encoding, graph, series, times, tmp_path, progress=lambda d, t: calls.append((d, t)))
+    assert calls == []  # cached: nothing solved, nothing reported
