@@ -64,8 +64,8 @@ def strokes(page) -> list[str]:
 @pytest.mark.parametrize("topology", ["abilene", "geant"])
 def test_the_dashboard_follows_a_live_network(topology, page, tmp_path, measure):
     graph = load_topology(topology)
-    with Testbed(topology, poll_interval_s=POLL_S, api_token=TOKEN, switch_prefix="w",
-                 host_prefix="y", log_dir=tmp_path,
+    with Testbed(topology, poll_interval_s=POLL_S, api_token=TOKEN, switch_prefix="i",
+                 host_prefix="z", log_dir=tmp_path,
                  controller_args=("--model", "default", "--mode", "shadow",
                                   "--paths-k", "4", "--path-method", "hops")) as testbed:
         plan, n_paths = traffic_plan(graph, testbed)
