@@ -84,7 +84,7 @@ STATUS_VIEW = obj(
     health=obj(trusted=BOOLEAN, reasons=STRINGS, healthy_streak=INTEGER),
     last_decision=NUMBER_OR_NULL, switches=INTEGER, links=INTEGER, hosts=INTEGER,
     topology=STRING_OR_NULL, topology_version=INTEGER, mlu=NUMBER_OR_NULL,
-    last_statistics=NUMBER_OR_NULL, uptime_s=NUMBER,
+    last_statistics=NUMBER_OR_NULL, previous_statistics=NUMBER_OR_NULL, uptime_s=NUMBER,
     expected_switches={"type": ["integer", "null"],
                        "description": "switches in the topology file (null: discovered)"},
     missing_switches={**STRINGS, "description": "switches of the topology file that are not "

@@ -151,6 +151,7 @@ class Resources:
             "topology_version": plane.view.version,
             "mlu": float(state.mlu) if state is not None else None,
             "last_statistics": state.updated_at if state is not None else None,
+            "previous_statistics": state.previous_update_at if state is not None else None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "expected_switches": len(plane.view.node_of) if plane.expected is not None else None,
             "missing_switches": self._missing_switches(),

@@ -80,20 +80,25 @@ class Monitor:
         if self._paths_due is not None and now >= self._paths_due and self.readings:
             self.readings[-1].weights_after = self._weights()
             self._paths_due = None
-        at = self.api.status()["last_statistics"]
+        status = self.api.status()
+        at = status["last_statistics"]
         if at is None or (self.readings and at <= self.readings[-1].at):
             return
         for _ in range(3):  # topology and traffic of the same reading
             topology, traffic = self.api.topology(), self.api.traffic()
-            after = self.api.status()["last_statistics"]
-            if after == at:
+            status = self.api.status()
+            if status["last_statistics"] == at:
                 break
-            at = after
+            at = status["last_statistics"]
         else:
             return
-        previous = self.readings[-1].at if self.readings else None
-        if previous is not None and at - previous > 1.6 * self.poll_s:
-            previous = None  # a reading was missed: this one's start is unknown
+        # the reading's window starts at the controller's previous reading, which this monitor
+        # may have missed on a loaded machine (older controllers: infer it from our own)
+        previous = status.get("previous_statistics")
+        if "previous_statistics" not in status:
+            previous = self.readings[-1].at if self.readings else None
+            if previous is not None and at - previous > 1.6 * self.poll_s:
+                previous = None  # a reading was missed: this one's start is unknown
         links = topology.get("graph_links", [])
         self.readings.append(Reading(
             at=at, start=previous,

@@ -31,7 +31,8 @@ class NetworkState:
       at most ``history_len``; a policy deciding for interval t sees only matrices before t.
     - ``loads_mbps``: current load per link [L] (``path_set.edges`` order).
     - ``down_links``: directed links that are down.
-    - ``updated_at``: time (seconds, the shell's clock) of the last statistics update, or None.
+    - ``updated_at``: time (seconds, the shell's clock) of the last statistics update, or None;
+      ``previous_update_at`` the one before (the loads are the rates between the two).
     """
 
     graph: nx.DiGraph
@@ -42,6 +43,7 @@ class NetworkState:
     loads_mbps: np.ndarray = None  # type: ignore[assignment]
     down_links: set[Link] = field(default_factory=set)
     updated_at: float | None = None
+    previous_update_at: float | None = None
 
     def __post_init__(self) -> None:
         ps = self.path_set
@@ -76,7 +78,7 @@ class NetworkState:
         for e, x in zip(self.path_set.edges, self.loads_mbps):
             self.graph.edges[e]["load_mbps"] = float(x)
         if at is not None:
-            self.updated_at = at
+            self.previous_update_at, self.updated_at = self.updated_at, at
 
     def set_link_up(self, u: object, v: object, up: bool) -> None:
         """Mark directed link ``(u, v)`` up or down."""

@@ -1,5 +1,7 @@
 """The measured-MLU estimator of ``ryute emulate`` and the Mininet environment."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,30 @@ def test_keep_up_waits_and_ctrl_c_ends_it_early(monkeypatch):
     assert said[-1] == "stopping"
     keep_up(Bed(), 0, said.append)
     assert said[-1] == "stopping"  # nothing said when there is nothing to keep
+
+
+def test_the_monitor_keeps_a_readings_window_when_it_missed_the_one_before():
+    # On a loaded machine the monitor may read only every other statistics reading; the window
+    # of the one it reads still starts at the controller's previous reading (it used to be
+    # dropped as "start unknown", and a whole replay interval could end with no reading).
+    from api.client import ControllerClient
+    from benchmarks.dashboard import feed_interval, live_app, series_for, serve
+    from lab.emulation import Monitor
+
+    app = live_app("abilene", None, poll_interval_s=1.0)
+    server, url = serve(app)
+    try:
+        matrices = series_for(app, 4)
+        monitor = Monitor(ControllerClient(url), poll_s=1.0, n_paths=app.plane.view.state.path_set.n_paths)
+        feed_interval(app, matrices[0])
+        monitor.step()
+        for m in matrices[1:3]:  # two readings, the monitor misses the first of them
+            time.sleep(1.0)
+            feed_interval(app, m)
+        monitor.step()
+        first, second = monitor.readings
+        state = app.plane.view.state
+        assert second.at == state.updated_at and second.start == state.previous_update_at
+        assert second.start is not None and second.start > first.at
+    finally:
+        server.shutdown()
