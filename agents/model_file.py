@@ -223,8 +223,8 @@ def model_paths(spec: str | os.PathLike, topology: str = "",
     the topology's shipped model when there is one, else the generalist): what the controller
     and ``ryute evaluate`` build when the user names no paths. A model that cannot be read
     gives :data:`DEFAULT_PATHS` (loading it says why)."""
-    path = resolve_default(topology)[0] if str(spec) == "default" else Path(spec)
     try:
+        path = resolve_default(topology)[0] if str(spec) == "default" else Path(spec)
         return paths_of(read_model(path, trusted_keys)[0])
     except (ModelFileError, OSError):
         return DEFAULT_PATHS
