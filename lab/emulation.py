@@ -93,12 +93,8 @@ class Monitor:
         else:
             return
         # the reading's window starts at the controller's previous reading, which this monitor
-        # may have missed on a loaded machine (older controllers: infer it from our own)
-        previous = status.get("previous_statistics")
-        if "previous_statistics" not in status:
-            previous = self.readings[-1].at if self.readings else None
-            if previous is not None and at - previous > 1.6 * self.poll_s:
-                previous = None  # a reading was missed: this one's start is unknown
+        # may have missed on a loaded machine
+        previous = status["previous_statistics"]
         links = topology.get("graph_links", [])
         self.readings.append(Reading(
             at=at, start=previous,
